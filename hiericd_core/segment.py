@@ -1,0 +1,240 @@
+"""Sentences and tokens with character offsets into the report text.
+
+Backends (``SegmenterConfig.backend``):
+
+* ``scispacy`` — an installed scispaCy model (``en_core_sci_lg``/``md``/``sm``,
+  first found, or the one named in ``model``): its tokenizer and parser-based
+  sentences, as in the paper.
+* ``pysbd`` — the offline fallback: ``spacy.blank(lang)`` with scispaCy's
+  ``combined_rule_tokenizer`` (English) or spaCy's Spanish tokenizer, and pysbd
+  sentence splitting (``en`` or ``es``), as scispaCy's
+  ``custom_sentence_segmenter`` does.
+* ``rule`` — a fast regular-expression splitter (no spaCy), for benchmarks
+  and for quick agreement figures.
+* ``auto`` (default) — ``scispacy`` when a model is installed, else ``pysbd``.
+
+Whatever the backend, a line break ends a sentence (reports are written in
+lines: section headers, list items), and a sentence never ends after an
+abbreviation such as ``approx.``, ``Dr.``, ``s/p``, ``e.g.`` or ``aprox.``:
+pysbd splits after some of them, so such sentences are glued back. Offsets are
+code points into the text, end exclusive; whitespace is never a token and
+sentences are stripped of surrounding whitespace.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Iterable, Literal, Sequence
+
+Backend = Literal["auto", "scispacy", "pysbd", "rule"]
+
+SCISPACY_MODELS = ("en_core_sci_lg", "en_core_sci_md", "en_core_sci_sm")
+
+# Words after which a period does not end a sentence (lower-cased, with the period).
+ABBREVIATIONS = frozenset(
+    a.lower()
+    for a in (
+        "approx.", "aprox.", "dr.", "dra.", "drs.", "mr.", "mrs.", "ms.", "sr.", "sra.", "e.g.", "i.e.",
+        "vs.", "cf.", "fig.", "figs.", "no.", "nos.", "al.", "sec.", "eq.", "pt.", "pts.", "hx.", "dx.",
+        "ca.", "st.", "min.", "max.", "appt.", "dept.", "pág.", "etc.", "aprox.", "p.ej.", "núm.",
+    )
+)
+# Tokens that end in "/" (s/p, w/, w/o) never end a sentence either; pysbd keeps them.
+
+_RULE_SENT = re.compile(r"[^\n]+")
+_RULE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9ÁÉÍÓÚÑ(\"'])")
+_RULE_TOKEN = re.compile(r"\w+(?:[./'-]\w+)*|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int
+    end: int
+    text: str
+    tokens: tuple[Token, ...]
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """Which segmenter to use; ``language`` comes from ``round.toml``."""
+
+    language: str = "en"
+    backend: Backend = "auto"
+    model: str | None = None
+    batch_size: int = 64
+
+
+def installed_scispacy_model(preferred: str | None = None) -> str | None:
+    """Return the name of an installed scispaCy model (``preferred`` first), or None."""
+    for name in ((preferred,) if preferred else ()) + SCISPACY_MODELS:
+        if name and importlib.util.find_spec(name) is not None:
+            return name
+    return None
+
+
+def resolve_backend(config: SegmenterConfig) -> str:
+    """Return the backend ``auto`` stands for on this machine."""
+    if config.backend != "auto":
+        return config.backend
+    if config.language == "en" and installed_scispacy_model(config.model):
+        return "scispacy"
+    return "pysbd"
+
+
+class Segmenter:
+    """Splits report texts into :class:`Sentence` objects with :class:`Token` offsets."""
+
+    def __init__(self, config: SegmenterConfig | None = None):
+        self.config = config or SegmenterConfig()
+        self.backend = resolve_backend(self.config)
+        if self.backend == "scispacy" and not installed_scispacy_model(self.config.model):
+            raise ValueError(
+                f"no scispaCy model installed (looked for {self.config.model or ', '.join(SCISPACY_MODELS)}); "
+                "install one or use backend 'pysbd'"
+            )
+        self._nlp = None
+        self._sbd = None
+
+    def describe(self) -> str:
+        """Say what is used, for manifests and logs."""
+        if self.backend == "scispacy":
+            return f"scispacy:{installed_scispacy_model(self.config.model)}"
+        if self.backend == "pysbd":
+            return f"pysbd:{self.config.language}+{'scispacy-tokenizer' if self.config.language == 'en' else 'spacy-' + self.config.language}"
+        return "rule"
+
+    def segment(self, text: str) -> list[Sentence]:
+        """Return the sentences of ``text`` in order, with their tokens."""
+        if self.backend == "rule":
+            spans = _glue_abbreviations(text, _rule_sentences(text))
+            return _attach_tokens(text, spans, _rule_tokens(text))
+        if self.backend == "scispacy":
+            doc = self._spacy()(text)
+            spans = [(s.start_char, s.end_char) for s in doc.sents]
+            spans = _glue_abbreviations(text, _split_lines(text, spans))
+            return _attach_tokens(text, spans, [(t.idx, t.idx + len(t.text)) for t in doc if not t.is_space])
+        doc = self._spacy().make_doc(text)
+        spans = _glue_abbreviations(text, self._pysbd_sentences(text))
+        return _attach_tokens(text, spans, [(t.idx, t.idx + len(t.text)) for t in doc if not t.is_space])
+
+    def pipe(self, texts: Iterable[str]) -> Iterable[list[Sentence]]:
+        for text in texts:
+            yield self.segment(text)
+
+    # ------------------------------------------------------------ backends
+
+    def _spacy(self):
+        if self._nlp is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import spacy
+
+                if self.backend == "scispacy":
+                    self._nlp = spacy.load(installed_scispacy_model(self.config.model), disable=["ner"])
+                elif self.config.language == "en":
+                    from scispacy.custom_tokenizer import combined_rule_tokenizer
+
+                    self._nlp = spacy.blank("en")
+                    self._nlp.tokenizer = combined_rule_tokenizer(self._nlp)
+                else:
+                    self._nlp = spacy.blank(self.config.language)
+        return self._nlp
+
+    def _pysbd_sentences(self, text: str) -> list[tuple[int, int]]:
+        if self._sbd is None:
+            import pysbd
+
+            self._sbd = pysbd.Segmenter(language=self.config.language, clean=False, char_span=True)
+        spans: list[tuple[int, int]] = []
+        for m in _RULE_SENT.finditer(text):
+            line = m.group()
+            if not line.strip():
+                continue
+            # pysbd's char spans are offsets into the string it was given: the line.
+            for piece in self._sbd.segment(line):
+                spans.append((m.start() + piece.start, m.start() + piece.end))
+        return spans
+
+
+def _split_lines(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Cut spans at line breaks."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        for m in _RULE_SENT.finditer(text, start, end):
+            out.append((m.start(), m.end()))
+    return out
+
+
+def _rule_sentences(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for line in _RULE_SENT.finditer(text):
+        start = line.start()
+        for boundary in _RULE_BOUNDARY.finditer(text, line.start(), line.end()):
+            spans.append((start, boundary.start()))
+            start = boundary.end()
+        spans.append((start, line.end()))
+    return spans
+
+
+def _rule_tokens(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in _RULE_TOKEN.finditer(text)]
+
+
+def _strip(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _ends_with_abbreviation(sentence: str) -> bool:
+    words = sentence.split()
+    if not words:
+        return False
+    last = words[-1].lower()
+    return last in ABBREVIATIONS or last.endswith("/") or bool(re.fullmatch(r"(?:[a-z]\.){2,}", last))
+
+
+def _glue_abbreviations(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Strip spans, drop empty ones and join a span ending in an abbreviation to the next one on its line."""
+    out: list[tuple[int, int]] = []
+    glue = False
+    for raw_start, raw_end in spans:
+        start, end = _strip(text, raw_start, raw_end)
+        if start >= end:
+            continue
+        if glue and out and "\n" not in text[out[-1][1]:start]:
+            out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+        glue = _ends_with_abbreviation(text[out[-1][0]:out[-1][1]])
+    return out
+
+
+def _attach_tokens(text: str, spans: Sequence[tuple[int, int]], tokens: Sequence[tuple[int, int]]) -> list[Sentence]:
+    """Give each sentence the tokens that start inside it (tokens are sorted)."""
+    sentences: list[Sentence] = []
+    i = 0
+    for start, end in spans:
+        while i < len(tokens) and tokens[i][0] < start:
+            i += 1
+        toks = []
+        while i < len(tokens) and tokens[i][0] < end:
+            s, e = tokens[i]
+            e = min(e, end)
+            if s < e and not text[s:e].isspace():
+                toks.append(Token(text[s:e], s, e))
+            i += 1
+        sentences.append(Sentence(start, end, text[start:end], tuple(toks)))
+    return sentences
