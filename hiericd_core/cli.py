@@ -37,7 +37,7 @@ def user_errors(func):
         try:
             return func(*args, **kwargs)
         except (UserError, RoundError, BratError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -50,12 +50,10 @@ def paths(home: Annotated[Optional[Path], typer.Option(help="catalog root (defau
     from hiericd_core.catalog import Catalog
 
     cat = Catalog.from_env(home)
-    table = Table("what", "where")
     for name, value in [("root", cat.root), ("rounds", cat.rounds), ("datasets", cat.datasets),
                         ("models", cat.models), ("mlflow", cat.mlflow_tracking_uri),
                         ("airflow", cat.airflow_home)]:
-        table.add_row(name, str(value))
-    console.print(table)
+        print(f"{name:<9}{value}")
 
 
 @app.command()
@@ -120,6 +118,8 @@ def validate(
 
 def _print_mapping(title: str, data: dict) -> None:
     table = Table(title=title, show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
     for key, value in data.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
