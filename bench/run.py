@@ -115,8 +115,8 @@ def main() -> int:
         if "error" in r:
             lines.append(f"| {r['step']} | {r['what']} | – | error | | | |")
             continue
-        lines.append(f"| {r['step']} | {r['what']} | {r['reports']} | {r['seconds']:.1f} | {r['target_seconds'] or '–'} "
-                     f"| {r['peak_rss_gib']:.2f} | {r['target_peak_rss_gib'] or '–'} |")
+        lines.append(f"| {r['step']} | {r['what']} | {r['reports']} | {r['seconds']:.1f} "
+                     f"| {r['target_seconds'] or '–'} | {r['peak_rss_gib']:.2f} | {r['target_peak_rss_gib'] or '–'} |")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwritten: {HERE / 'results.json'}, {HERE / 'results.md'}")

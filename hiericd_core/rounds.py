@@ -25,9 +25,9 @@ import csv
 import datetime as dt
 import tomllib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from hiericd_core.annotation import Annotation, CodeSource, coded_annotations
 from hiericd_core.brat import Problem, read_document, read_text
@@ -267,7 +267,9 @@ def _read_annotations(ann: Path, txt: Path, config: RoundConfig, report_id: str,
     return annotations
 
 
-def _read_metadata(path: Path, report_ids: set[str]) -> tuple[dict[str, dict[str, str]], bool, list[Quarantined]]:
+def _read_metadata(
+    path: Path, report_ids: set[str]
+) -> tuple[dict[str, dict[str, str]], bool, list[Quarantined]]:
     """Read ``metadata.csv``; rows with unknown or duplicate report ids are quarantined."""
     if not path.is_file():
         return {}, False, []
@@ -287,8 +289,8 @@ def _read_metadata(path: Path, report_ids: set[str]) -> tuple[dict[str, dict[str
                                             report_id or None))
                 continue
             if report_id not in report_ids:
-                problems.append(Quarantined("metadata", Problem(
-                    str(path), line, f"metadata row for {report_id!r}, which has no text in texts/"), report_id or None))
+                reason = f"metadata row for {report_id!r}, which has no text in texts/"
+                problems.append(Quarantined("metadata", Problem(str(path), line, reason), report_id or None))
                 continue
             if report_id in rows:
                 problems.append(Quarantined("metadata", Problem(

@@ -26,8 +26,9 @@ from __future__ import annotations
 import importlib.util
 import re
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 Backend = Literal["auto", "scispacy", "pysbd", "rule"]
 
@@ -110,7 +111,8 @@ class Segmenter:
         if self.backend == "scispacy":
             return f"scispacy:{installed_scispacy_model(self.config.model)}"
         if self.backend == "pysbd":
-            return f"pysbd:{self.config.language}+{'scispacy-tokenizer' if self.config.language == 'en' else 'spacy-' + self.config.language}"
+            tokenizer = "scispacy-tokenizer" if self.config.language == "en" else f"spacy-{self.config.language}"
+            return f"pysbd:{self.config.language}+{tokenizer}"
         return "rule"
 
     def segment(self, text: str) -> list[Sentence]:
