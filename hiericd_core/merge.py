@@ -69,6 +69,10 @@ DECISION_LABEL = "Diagnosis"  # what the senior annotates; also the label of mer
 
 ANNOTATION_COLUMNS = ("round_id", "report_id", "id", "code", "start", "end", "fragments", "text",
                       "sources", "rule", "source_ids")
+# One row per report of the round, pending ones included: what data sets are built from.
+REPORT_COLUMNS = ("round_id", "report_id", "status", "coders", "n_final", "quarantined", "reason_for_visit",
+                  "text")
+_INT_COLUMNS = frozenset({"start", "end", "n_final", "quarantined"})
 DISPUTE_COLUMNS = ("round_id", "report_id", "region_start", "region_end", "region", "region_text", "kind",
                    "outcome", "senior_codes", "coders", "codes", "source_ids")
 
@@ -506,6 +510,22 @@ def annotation_rows(result: MergeResult) -> list[dict]:
     return rows
 
 
+def report_rows(result: MergeResult, round: Round) -> list[dict]:
+    """One row per report (columns ``REPORT_COLUMNS``): status, reason for visit, text.
+
+    ``quarantined`` counts the items of the report left out while loading the
+    round (bad BRAT lines, invalid codes): its annotations may be incomplete.
+    """
+    bad = Counter(q.report_id for q in round.quarantined if q.report_id is not None)
+    rows = []
+    for rid, merged in result.reports.items():
+        report = round.reports[rid]
+        rows.append({"round_id": result.round_id, "report_id": rid, "status": merged.status,
+                     "coders": "+".join(sorted(report.coders)), "n_final": len(merged.annotations),
+                     "quarantined": bad[rid], "reason_for_visit": report.reason_for_visit, "text": report.text})
+    return rows
+
+
 def dispute_rows(result: MergeResult, round: Round) -> list[dict]:
     """One row per dispute with its outcome (columns ``DISPUTE_COLUMNS``)."""
     rows = []
@@ -532,6 +552,8 @@ def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
       notes), so that ``brat/`` loads as a single-coder round;
     * ``annotations.parquet`` and ``annotations.csv``: one row per final
       annotation (:data:`ANNOTATION_COLUMNS`), sorted by report id then id;
+    * ``reports.parquet``: one row per report, pending ones included
+      (:data:`REPORT_COLUMNS`): status, reason for visit and text;
     * ``disputes.csv``: one row per dispute (:data:`DISPUTE_COLUMNS`);
     * ``pending.txt``: the pending report ids, one a line;
     * ``merge_summary.json``: the counts, plus ``quality`` when reports carry truth.
@@ -557,7 +579,8 @@ def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
 
     rows = annotation_rows(result)
     atomic_write_text(out_dir / "annotations.csv", _csv(ANNOTATION_COLUMNS, rows))
-    atomic_write_bytes(out_dir / "annotations.parquet", _parquet(rows))
+    atomic_write_bytes(out_dir / "annotations.parquet", _parquet(ANNOTATION_COLUMNS, rows))
+    atomic_write_bytes(out_dir / "reports.parquet", _parquet(REPORT_COLUMNS, report_rows(result, round)))
     atomic_write_text(out_dir / "disputes.csv", _csv(DISPUTE_COLUMNS, dispute_rows(result, round)))
     atomic_write_text(out_dir / "pending.txt", "".join(f"{rid}\n" for rid in result.pending))
 
@@ -589,12 +612,12 @@ def _csv(columns: Sequence[str], rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def _parquet(rows: list[dict]) -> bytes:
+def _parquet(columns: Sequence[str], rows: list[dict]) -> bytes:
     """Parquet bytes with a fixed schema; no pandas metadata, so nothing varies between runs."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.schema([(c, pa.int64() if c in ("start", "end") else pa.string()) for c in ANNOTATION_COLUMNS])
+    schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in columns])
     table = pa.Table.from_pylist(rows, schema=schema)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")

@@ -327,8 +327,13 @@ def test_write_merge_files_and_columns(tmp_path):
     summary = write_merge(merge_round(rnd), rnd, tmp_path)
     assert sorted(read_tree(tmp_path)) == [
         "annotations.csv", "annotations.parquet", "brat/r1.ann", "brat/r1.txt", "brat/r3.ann", "brat/r3.txt",
-        "brat/r4.ann", "brat/r4.txt", "brat/round.toml", "disputes.csv", "merge_summary.json", "pending.txt"]
+        "brat/r4.ann", "brat/r4.txt", "brat/round.toml", "disputes.csv", "merge_summary.json", "pending.txt",
+        "reports.parquet"]
     assert (tmp_path / "pending.txt").read_text() == "r2\n"
+    reports = pq.read_table(tmp_path / "reports.parquet").to_pylist()
+    assert [(r["report_id"], r["status"]) for r in reports] == [
+        ("r1", "final"), ("r2", "pending"), ("r3", "single-coder"), ("r4", "final")]
+    assert reports[0]["text"] == rnd.reports["r1"].text and reports[0]["n_final"] == 2
     assert (tmp_path / "brat/r1.ann").read_text() == (
         "T1\tDiagnosis 0 44\tInvasive ductal carcinoma of the left breast\n#1\tAnnotatorNotes T1\tC50.912\n"
         "T2\tDiagnosis 53 58\tnevus\n#2\tAnnotatorNotes T2\tD22.71\n")
