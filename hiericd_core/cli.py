@@ -6,7 +6,7 @@ import json
 import sys
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -45,7 +45,7 @@ def user_errors(func):
 
 @app.command()
 @user_errors
-def paths(home: Annotated[Optional[Path], typer.Option(help="catalog root (default $HIERICD_HOME or ./var)")] = None):
+def paths(home: Annotated[Path | None, typer.Option(help="catalog root (default $HIERICD_HOME or ./var)")] = None):
     """Print where hiericd keeps rounds, data sets, reports, models and stores."""
     from hiericd_core.catalog import Catalog
 
@@ -100,7 +100,7 @@ def brat_stats(
 @user_errors
 def validate(
     round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder or plain BRAT folder")],
-    language: Annotated[Optional[str], typer.Option(help="override round.toml's language")] = None,
+    language: Annotated[str | None, typer.Option(help="override round.toml's language")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ):
     """Load a round, check its layout, BRAT files, codes and metadata; list what is quarantined."""

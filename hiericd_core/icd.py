@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Iterable, Literal
+from typing import Literal
 
 with warnings.catch_warnings():
     # the package imports pkg_resources, which warns on import
