@@ -47,6 +47,7 @@ ABBREVIATIONS = frozenset(
 
 _RULE_SENT = re.compile(r"[^\n]+")
 _RULE_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9ÁÉÍÓÚÑ(\"'])")
+_MAYBE_BOUNDARY = re.compile(r"[.!?;:]\s")
 _RULE_TOKEN = re.compile(r"\w+(?:[./'-]\w+)*|[^\w\s]", re.UNICODE)
 
 
@@ -161,6 +162,10 @@ class Segmenter:
         for m in _RULE_SENT.finditer(text):
             line = m.group()
             if not line.strip():
+                continue
+            if not _MAYBE_BOUNDARY.search(line.rstrip()):
+                # no sentence-ending mark inside the line: it is one sentence (pysbd would say so, slowly)
+                spans.append((m.start(), m.end()))
                 continue
             # pysbd's char spans are offsets into the string it was given: the line.
             for piece in self._sbd.segment(line):
