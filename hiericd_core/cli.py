@@ -116,6 +116,136 @@ def validate(
     _print_problems([{"file": m, "line": None, "reason": ""} for m in problems])
 
 
+@app.command()
+@user_errors
+def merge(
+    round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: the catalog's merged/<round id>)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the merge summary as JSON")] = False,
+):
+    """Merge the coders' annotations (overlap + same code → union; disputes → the senior)."""
+    from hiericd_core.catalog import Catalog
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(round_path, progress=not as_json and sys.stderr.isatty())
+    result = merge_round(loaded)
+    target = out or Catalog.from_env().merged(loaded.id)
+    summary = write_merge(result, loaded, target)
+    if as_json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+        return
+    _print_mapping(f"merged round {loaded.id} → {target}", summary)
+    if result.pending:
+        console.print(f"[yellow]{len(result.pending)} report(s) wait for the senior:[/] "
+                      f"hiericd adjudication-queue {round_path} --out DIR", highlight=False)
+
+
+@app.command("adjudication-queue")
+@user_errors
+def adjudication_queue(
+    round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the BRAT project the senior opens")],
+):
+    """Write the pending reports as a BRAT project for the senior coder (coders side by side)."""
+    from hiericd_core.adjudication import write_adjudication_queue
+    from hiericd_core.merge import merge_round
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(round_path)
+    info = write_adjudication_queue(merge_round(loaded), loaded, out)
+    console.print(f"{info['pending_reports']} pending report(s), {info['disputes']} dispute(s) → {out}",
+                  highlight=False)
+    if info["pending_reports"]:
+        console.print(f"open {out} in brat; put the senior's .ann files in {round_path}/senior/ "
+                      f"and run hiericd merge {round_path} again (see {out}/README.txt)", highlight=False)
+
+
+@app.command()
+@user_errors
+def agreement(
+    round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print every figure as JSON (structure: README)")] = False,
+    bootstrap: Annotated[int, typer.Option(help="bootstrap replicates for the 95% CIs")] = 1000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+):
+    """Inter-annotator agreement; every figure names its unit (report × code is the headline)."""
+    from hiericd_core.agreement import AgreementConfig
+    from hiericd_core.agreement import agreement as compute
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(round_path, progress=not as_json and sys.stderr.isatty())
+    data = compute(loaded, AgreementConfig(bootstrap=bootstrap, seed=seed))
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
+        return
+    for name, unit in data["units"].items():
+        table = Table(title=f"{name}: {unit['unit']}", title_justify="left")
+        for col in ("a", "b", "reports", "kappa", "95% CI", "observed", "PABAK", "AC1"):
+            table.add_column(col)
+        if unit["status"] != "ok":
+            console.print(f"[bold]{name}[/]: {unit['status']}")
+        for row in unit["pairs"] + unit["senior"]:
+            ci = row.get("ci95")
+            table.add_row(row["a"], row["b"], str(row["n_reports"]), _num(row["kappa"]),
+                          f"{_num(ci[0])}–{_num(ci[1])}" if ci else "–", _num(row["observed"]),
+                          _num(row["pabak"]), _num(row["ac1"]))
+        if unit["pairs"] or unit["senior"]:
+            console.print(table)
+        console.print(f"  Fleiss' kappa {_num(unit['fleiss']['value'])}, "
+                      f"Krippendorff's alpha {_num(unit['alpha']['value'])}", highlight=False)
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@app.command()
+@user_errors
+def datasets(
+    rounds: Annotated[list[Path], typer.Argument(metavar="ROUND...", help="rounds (or merged rounds), oldest first")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default: the catalog's datasets/<version>)")] = None,
+    min_count: Annotated[int, typer.Option(help="label space: codes seen at least this often in training")] = 10,
+    seed: Annotated[int, typer.Option(help="split seed")] = 13,
+    backend: Annotated[str, typer.Option(help="segmenter: auto | scispacy | pysbd | rule")] = "auto",
+):
+    """Build the sentence- and report-level Parquet data sets (+ label space, manifest)."""
+    from hiericd_core.catalog import Catalog
+    from hiericd_core.datasets import DatasetConfig, DatasetError, build_dataset, write_dataset
+
+    catalog = Catalog.from_env()
+    merged_dirs = [_merged_dir(path, catalog) for path in rounds]
+    try:
+        dataset = build_dataset(merged_dirs, DatasetConfig(seed=seed, min_count=min_count, backend=backend),
+                                progress=sys.stderr.isatty())
+    except DatasetError as exc:
+        raise UserError(str(exc)) from exc
+    folder = write_dataset(dataset, out, datasets_root=catalog.datasets)
+    manifest = dataset.manifest
+    _print_mapping(f"data set {manifest['version']} → {folder}", {
+        "source_rounds": manifest["source_rounds"], "segmenter": manifest["segmenter"],
+        "splits": manifest["splits"], "label_space_size": manifest["label_space_size"],
+        "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"]})
+
+
+def _merged_dir(path: Path, catalog) -> Path:
+    """A merged round folder as it is; a round folder is merged into the catalog first."""
+    if (path / "reports.parquet").is_file() and (path / "merge_summary.json").is_file():
+        return path
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(path)
+    target = catalog.merged(loaded.id)
+    result = merge_round(loaded)
+    write_merge(result, loaded, target)
+    if result.pending:
+        err.print(f"{loaded.id}: {len(result.pending)} report(s) pending adjudication are left out", highlight=False)
+    return target
+
+
+def _num(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
 def _print_mapping(title: str, data: dict) -> None:
     table = Table(title=title, show_header=False)
     table.add_column(no_wrap=True)

@@ -1,0 +1,181 @@
+"""Data sets: splits, alignment, label space, multiple rounds, determinism."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from hiericd_core.datasets import DatasetConfig, DatasetError, align, assign_split, build_dataset, write_dataset
+from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.rounds import load_round
+from hiericd_core.segment import Segmenter, SegmenterConfig
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_splits_are_stable_and_near_70_15_15():
+    ids = [f"R{i:06d}" for i in range(20000)]
+    splits = [assign_split(r, seed=13) for r in ids]
+    assert splits == [assign_split(r, seed=13) for r in ids]  # same answer every time
+    assert [assign_split(r, seed=13) for r in ids[:50]] == splits[:50]  # independent of the other ids
+    n = len(ids)
+    for name, p in (("train", 0.70), ("dev", 0.15), ("test", 0.15)):
+        share = splits.count(name) / n
+        assert abs(share - p) < 4 * math.sqrt(p * (1 - p) / n), (name, share)
+    assert [assign_split(r, seed=14) for r in ids[:200]] != splits[:200]
+
+
+TEXT = "Core biopsy of the left breast.\nInvasive ductal carcinoma. Margins are clear.\nNo tumor in nodes."
+#       0         1         2         3          4         5         6         7         8         9
+#       0123456789012345678901234567890 1234567890123456789012345678901234567890123456789012345678901234
+# sentences: [0,31) "Core biopsy of the left breast." [32,58) "Invasive ductal carcinoma."
+#            [59,77) "Margins are clear." [78,96) "No tumor in nodes."
+
+
+def test_align_focus_codes_and_masks_by_hand():
+    sentences = Segmenter(SegmenterConfig(backend="pysbd")).segment(TEXT)
+    assert [(s.start, s.end) for s in sentences] == [(0, 31), (32, 58), (59, 77), (78, 96)]
+    annotations = [
+        ("C50.912", ((32, 57), (19, 30))),  # "Invasive ductal carcinoma" + "left breast": crosses two sentences
+        ("D24.2", ((81, 86),)),  # "tumor"
+        ("C77.3", ((78, 86),)),  # "No tumor": a second code on the last sentence
+    ]
+    rows, counts = align(TEXT, sentences, annotations)
+    assert [r["is_focus"] for r in rows] == [True, True, False, True]
+    assert [r["codes"] for r in rows] == [["C50.912"], ["C50.912"], [], ["C77.3", "D24.2"]]
+    assert rows[0]["tokens"] == ["Core", "biopsy", "of", "the", "left", "breast", "."]
+    assert rows[0]["attention_mask"] == [0, 0, 0, 0, 1, 1, 0]
+    assert rows[1]["attention_mask"] == [1, 1, 1, 0]
+    assert rows[3]["attention_mask"] == [1, 1, 0, 0, 0]
+    assert [r["n_codes"] for r in rows] == [1, 1, 0, 2]
+    assert counts == {"crossing_annotations": 1}
+
+
+def test_align_counts_an_annotation_that_covers_no_token():
+    sentences = Segmenter(SegmenterConfig(backend="pysbd")).segment(TEXT)
+    rows, counts = align(TEXT, sentences, [("C50.912", ((31, 32),))])  # the line break only
+    assert not any(r["is_focus"] for r in rows)
+    assert counts == {"unaligned_annotations": 1}
+
+
+def make_round(root: Path, round_id: str, reports: dict[str, tuple[str, str, str | None]],
+               senior: dict[str, str] | None = None) -> Path:
+    """reports: id -> (text, coder1 .ann, coder2 .ann or None)."""
+    write(root / "round.toml", f'[round]\nid = "{round_id}"\n')
+    rows = ["report_id,reason_for_visit"]
+    for rid, (text, a, b) in reports.items():
+        write(root / "texts" / f"{rid}.txt", text)
+        write(root / "coders" / "c1" / f"{rid}.ann", a)
+        if b is not None:
+            write(root / "coders" / "c2" / f"{rid}.ann", b)
+        rows.append(f"{rid},Left breast mass")
+    write(root / "metadata.csv", "\n".join(rows) + "\n")
+    for rid, ann in (senior or {}).items():
+        write(root / "senior" / f"{rid}.ann", ann)
+    return root
+
+
+def merged(tmp: Path, root: Path) -> Path:
+    loaded = load_round(root)
+    out = tmp / "merged" / loaded.id
+    write_merge(merge_round(loaded), loaded, out)
+    return out
+
+
+IDC = "T1\tDiagnosis 32 57\tInvasive ductal carcinoma\n#1\tAnnotatorNotes T1\tC50.912\n"
+NEVUS = "T1\tDiagnosis 32 57\tInvasive ductal carcinoma\n#1\tAnnotatorNotes T1\tD22.5\n"
+
+
+def test_build_from_rounds_pending_quarantined_and_later_round_wins(tmp_path):
+    first = make_round(tmp_path / "r1", "round-1", {
+        "A": (TEXT, IDC, IDC),            # agreed
+        "B": (TEXT, IDC, NEVUS),          # conflict, no senior -> pending
+        "C": (TEXT, IDC, IDC),
+        "D": (TEXT, IDC + "T2\tDiagnosis 0 4\tCore\n#2\tAnnotatorNotes T2\tQ99.999\n", IDC),  # bad code
+    })
+    second = make_round(tmp_path / "r2", "round-2", {
+        "C": (TEXT, NEVUS, NEVUS),        # re-coded: the later version wins
+        "E": (TEXT, IDC, None),           # single coder
+    })
+    dirs = [merged(tmp_path, first), merged(tmp_path, second)]
+    ds = build_dataset(dirs, DatasetConfig(min_count=1, workers=1))
+    reports = dict(zip(ds.reports["report_id"], ds.reports["codes"], strict=True))
+    assert reports == {"A": ["C50.912"], "C": ["D22.5"], "E": ["C50.912"]}
+    rounds = dict(zip(ds.reports["report_id"], ds.reports["rounds"], strict=True))
+    assert rounds["C"] == ["round-1", "round-2"]
+    assert ds.manifest["left_out_reports"] == {"pending adjudication": 1, "quarantined items": 1}
+    assert ds.manifest["superseded"] == [{"report_id": "C", "was": "round-1", "now": "round-2"}]
+    assert ds.manifest["source_rounds"] == ["round-1", "round-2"]
+    # 3 reports x 4 sentences; each report has one focus sentence
+    assert len(ds.sentences["report_id"]) == 12
+    assert sum(ds.sentences["is_focus"]) == 3
+
+
+def test_label_space_and_classifier_rows(tmp_path):
+    two_codes = IDC + "T2\tDiagnosis 81 86\ttumor\n#2\tAnnotatorNotes T2\tD24.2\n"
+    reports = {f"R{i}": (TEXT, IDC, IDC) for i in range(12)}
+    reports["M"] = (TEXT, two_codes, two_codes)
+    reports["N"] = (TEXT, NEVUS, NEVUS)
+    ds = build_dataset([merged(tmp_path, make_round(tmp_path / "r", "r", reports))],
+                       DatasetConfig(min_count=3, workers=1))
+    train = [rid for rid, s in zip(ds.reports["report_id"], ds.reports["split"], strict=True) if s == "train"]
+    expected_counts = {}
+    for rid in train:
+        for code in {"M": ["C50.912", "D24.2"], "N": ["D22.5"]}.get(rid, ["C50.912"]):
+            expected_counts[code] = expected_counts.get(code, 0) + 1
+    assert ds.label_space["train_counts"] == expected_counts
+    assert ds.label_space["codes"] == sorted(c for c, n in expected_counts.items() if n >= 3)
+    for codes, n, row in zip(ds.sentences["codes"], ds.sentences["n_codes"], ds.sentences["classifier_row"],
+                             strict=True):
+        assert row == (n == 1 and codes[0] in ds.label_space["codes"])
+    # the report-level truth keeps codes outside the label space
+    truth = dict(zip(ds.reports["report_id"], ds.reports["codes"], strict=True))
+    assert truth["N"] == ["D22.5"] and truth["M"] == ["C50.912", "D24.2"]
+
+
+def test_rebuild_gives_identical_bytes_and_version(tmp_path):
+    reports = {f"R{i}": (TEXT, IDC, IDC) for i in range(8)}
+    src = merged(tmp_path, make_round(tmp_path / "r", "r", reports))
+    a = write_dataset(build_dataset([src], DatasetConfig(min_count=1, workers=1)), datasets_root=tmp_path / "a")
+    b = write_dataset(build_dataset([src], DatasetConfig(min_count=1, workers=1)), datasets_root=tmp_path / "b")
+    assert a.name == b.name  # the version
+    for name in ("sentences.parquet", "reports.parquet", "label_space.json", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert manifest["version"] == a.name
+    table = pq.read_table(a / "sentences.parquet")
+    assert table.num_rows == 8 * 4
+    row = table.slice(1, 1).to_pylist()[0]
+    assert row["codes"] == ["C50.912"] and row["attention_mask"] == [1, 1, 1, 0]
+
+
+def test_codiesp_sample_builds_with_the_spanish_segmenter(tmp_path):
+    src = tmp_path / "train"
+    shutil.copytree(FIXTURES / "codiesp-sample" / "train", src)
+    write(src / "round.toml", '[round]\nid = "cs"\nlanguage = "es"\n[codes]\nlabels = ["Diagnosis"]\n'
+          'accept = ["billable", "category", "incomplete"]\n')
+    ds = build_dataset([merged(tmp_path, src)], DatasetConfig(min_count=1, workers=1))
+    assert ds.manifest["language"] == "es"
+    assert ds.manifest["segmenter"] == "pysbd:es+spacy-es"
+    assert len(ds.reports["report_id"]) == len(list(src.glob("*.ann")))
+    assert all(r == "" for r in ds.reports["reason_for_visit"])
+    # every Diagnosis code of a report reaches the report-level truth
+    for rid, codes in zip(ds.reports["report_id"], ds.reports["codes"], strict=True):
+        lines = (src / f"{rid}.ann").read_text(encoding="utf-8").splitlines()
+        ids = {ln.split("\t")[0] for ln in lines if ln.startswith("T") and ln.split("\t")[1].startswith("Diagnosis")}
+        notes = {ln.split("\t")[2].strip().upper() for ln in lines
+                 if ln.startswith("#") and ln.split("\t")[1].split()[1] in ids}
+        assert set(codes) == notes, rid
+
+
+def test_not_a_merged_round_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="run `hiericd merge`"):
+        build_dataset([tmp_path])
