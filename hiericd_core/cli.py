@@ -242,6 +242,23 @@ def _merged_dir(path: Path, catalog) -> Path:
     return target
 
 
+@app.command()
+@user_errors
+def report(
+    round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder")],
+    bootstrap: Annotated[int, typer.Option(help="bootstrap replicates for the 95% CIs")] = 1000,
+):
+    """Write the data-quality report (HTML + PNG) of a round into the catalog's reports/<round id>/."""
+    from hiericd_core import pipeline
+    from hiericd_core.catalog import Catalog
+
+    info = pipeline.assess(round_path, Catalog.from_env(), bootstrap=bootstrap)
+    console.print(f"data-quality report: {info['report']}", highlight=False, soft_wrap=True)
+    if info["headline_kappa"] is not None:
+        console.print(f"mean pairwise kappa (report × code): {info['headline_kappa']:.3f}; "
+                      f"{info['warnings']} warning(s)", highlight=False)
+
+
 def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 

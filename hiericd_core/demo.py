@@ -1,15 +1,16 @@
 """``make demo``: run hiericd on embedded defaults and say where everything is.
 
-Today the demo generates a synthetic coding round into the catalog (or takes
-the round given with ``--round``), loads and validates it, and prints its
-summary. Later pipeline steps extend it.
+Generates a synthetic coding round (or takes ``--round PATH``), copies it into
+the catalog, validates it, merges the coders' annotations, measures agreement,
+writes the data-quality report and builds the data sets, then prints where
+each output is with the headline numbers.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,52 +22,80 @@ from hiericd_core.catalog import Catalog
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hiericd_core.demo", description=__doc__)
-    parser.add_argument("--reports", type=int, default=400, help="size of the synthetic round")
+    parser.add_argument("--reports", type=int, default=2000, help="size of the synthetic round")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--round", type=Path, default=None, help="run on this round instead of a synthetic one")
+    parser.add_argument("--min-count", type=int, default=10, help="label space: codes seen this often in training")
     args = parser.parse_args(argv)
+
+    from hiericd_core import pipeline
+    from hiericd_core.datasets import DatasetError
+    from hiericd_core.rounds import RoundError, load_round
 
     console = Console()
     catalog = Catalog.from_env().ensure()
     started = time.perf_counter()
-
-    from hiericd_core.rounds import RoundError, load_round
-
-    if args.round is None:
-        from hiericd_core.synth import generate_round
-
-        target = catalog.round(f"synth-{args.seed}-{args.reports}")
-        if target.exists():
-            shutil.rmtree(target)
-        console.print(f"[bold]1.[/] generating a synthetic round of {args.reports} reports → {target}")
-        generate_round(target, args.reports, args.seed, progress=True)
-        round_path = target
-    else:
-        round_path = args.round
-        console.print(f"[bold]1.[/] using the round at {round_path}")
-
-    console.print("[bold]2.[/] loading and validating the round")
     try:
-        loaded = load_round(round_path, progress=True)
-    except RoundError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
-    summary = loaded.summary()
-    table = Table(title=f"round {loaded.id}", show_header=False)
-    for key in ("path", "layout", "language", "reports", "coders", "reports_by_coder_count",
-                "annotations_per_coder", "distinct_codes", "senior_adjudicated_reports",
-                "has_reason_for_visit", "quarantined"):
-        table.add_row(key, str(summary[key]))
-    console.print(table)
-    for message in summary["problems"][:20]:
-        console.print(f"  [yellow]quarantined[/] {message}", highlight=False)
-    if len(summary["problems"]) > 20:
-        console.print(f"  … and {len(summary['problems']) - 20} more (hiericd validate {round_path})")
+        if args.round is None:
+            from hiericd_core.synth import generate_round
 
-    console.print(f"\ncatalog root: {catalog.root}")
-    console.print(f"round:        {round_path}")
+            console.print(f"[bold]1. generate[/] a synthetic round of {args.reports} reports (seed {args.seed})")
+            with tempfile.TemporaryDirectory(dir=catalog.root) as tmp:
+                source = Path(tmp) / "round"
+                generate_round(source, args.reports, args.seed, progress=True)
+                round_path = pipeline.ingest(source, catalog)
+        else:
+            console.print(f"[bold]1. ingest[/] the round at {args.round}")
+            round_path = pipeline.ingest(args.round, catalog)
+
+        console.print("[bold]2. validate[/] layout, BRAT files, codes, metadata")
+        summary = load_round(round_path).summary()
+        _table(console, f"round {summary['round_id']}", {k: summary[k] for k in (
+            "path", "layout", "language", "reports", "coders", "annotations_per_coder", "distinct_codes",
+            "senior_adjudicated_reports", "has_reason_for_visit", "quarantined")})
+        for message in summary["problems"][:10]:
+            console.print(f"  [yellow]quarantined[/] {message}", highlight=False, soft_wrap=True)
+
+        console.print("[bold]3. merge[/] coders' annotations, senior decides disputes")
+        merged = pipeline.merge(round_path, catalog)
+        console.print("[bold]4. agreement[/] and data-quality report")
+        assessed = pipeline.assess(round_path, catalog)
+        console.print("[bold]5. data sets[/] sentence- and report-level Parquet")
+        built = pipeline.datasets([merged["merged"]], catalog, min_count=args.min_count, progress=True)
+    except (RoundError, DatasetError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+
+    import json
+
+    manifest = json.loads(Path(built["manifest"]).read_text())
+    kappa = assessed["headline_kappa"]
+    _table(console, "where things are", {
+        "catalog (HIERICD_HOME)": catalog.root,
+        "round": round_path,
+        "merged annotations": merged["merged"],
+        "adjudication queue": merged["queue"] or "none (nothing pending)",
+        "data-quality report": assessed["report"],
+        "data set": f"{built['path']} (version {built['version']})",
+    })
+    _table(console, "headline numbers", {
+        "mean pairwise kappa (report × code)": "needs two coders per report" if kappa is None else f"{kappa:.3f}",
+        "pending reports": merged["pending"],
+        "final annotations": merged["summary"]["final_annotations"]["total"],
+        "train/dev/test reports": "/".join(str(manifest["splits"][s]["reports"]) for s in ("train", "dev", "test")),
+        "label space (codes)": manifest["label_space_size"],
+    })
     console.print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _table(console: Console, title: str, rows: dict) -> None:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in rows.items():
+        table.add_row(str(key), str(value))
+    console.print(table)
 
 
 if __name__ == "__main__":

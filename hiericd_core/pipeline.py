@@ -1,0 +1,114 @@
+"""The round pipeline as steps that take and return paths.
+
+The CLI, ``make demo`` and the Airflow tasks all call these; each step reads
+its inputs from the catalog, writes its outputs there atomically, and can be
+re-run alone with the same result. Values returned are paths and small JSON
+dicts (what Airflow passes through XCom), never data frames.
+
+=================  ============================================================
+step               writes (under ``HIERICD_HOME``)
+=================  ============================================================
+:func:`ingest`     ``rounds/<id>/`` — a copy of the incoming round
+:func:`merge`      ``merged/<id>/`` (+ ``adjudication/`` when reports are pending)
+:func:`assess`     ``reports/<id>/agreement.json``, ``index.html``, PNGs, ``summary.json``
+:func:`datasets`   ``datasets/<version>/`` (Parquet, label space, manifest)
+=================  ============================================================
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hiericd_core.catalog import Catalog
+from hiericd_core.files import atomic_write_json
+
+
+def ingest(source: str | Path, catalog: Catalog) -> Path:
+    """Copy a round into the catalog (``rounds/<round id>/``) and return its path.
+
+    A round already inside the catalog is used where it is. A copy keeps the
+    round the pipeline read, whatever later happens to the export folder; an
+    earlier copy of the same round id is replaced (a re-export, e.g. with the
+    senior's files added).
+    """
+    from hiericd_core.rounds import load_round
+
+    source = Path(source).resolve()
+    loaded = load_round(source)
+    target = catalog.round(loaded.id)
+    if source == target or catalog.rounds in source.parents:
+        return source
+    staging = target.with_name(f".{target.name}.incoming")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def merge(round_path: str | Path, catalog: Catalog) -> dict:
+    """Merge a round; write the adjudication queue when reports are pending.
+
+    Returns:
+        ``{"round_id", "merged", "pending", "queue", "summary"}`` (paths as strings).
+    """
+    from hiericd_core.adjudication import write_adjudication_queue
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(round_path)
+    result = merge_round(loaded)
+    out = catalog.merged(loaded.id)
+    summary = write_merge(result, loaded, out)
+    queue = out / "adjudication"
+    if result.pending:
+        write_adjudication_queue(result, loaded, queue)
+    elif queue.exists():
+        shutil.rmtree(queue)
+    return {"round_id": loaded.id, "merged": str(out), "pending": len(result.pending),
+            "queue": str(queue) if result.pending else None, "summary": summary}
+
+
+def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -> dict:
+    """Agreement figures and the data-quality report of a round.
+
+    Returns:
+        ``{"round_id", "report", "agreement", "headline_kappa", "warnings"}``.
+    """
+    from hiericd_core.agreement import AgreementConfig, agreement
+    from hiericd_core.merge import merge_round
+    from hiericd_core.report import build_report
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(round_path)
+    result = merge_round(loaded)
+    figures = agreement(loaded, AgreementConfig(bootstrap=bootstrap))
+    out = catalog.report(loaded.id)
+    atomic_write_json(out / "agreement.json", figures)
+    merge_summary = {"round_id": result.round_id, **result.counts}
+    if any(r.truth is not None for r in loaded.reports.values()):
+        from hiericd_core.merge import merge_quality
+
+        merge_summary["quality"] = merge_quality(result, loaded)
+    index = build_report(loaded, result, merge_summary, figures, out)
+    kappas = [p["kappa"] for p in figures["units"]["report_code"]["pairs"] if p["kappa"] is not None]
+    return {"round_id": loaded.id, "report": str(index), "agreement": str(out / "agreement.json"),
+            "headline_kappa": round(sum(kappas) / len(kappas), 6) if kappas else None,
+            "warnings": len(figures["warnings"])}
+
+
+def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
+             backend: str = "auto", progress: bool = False) -> dict:
+    """Build the data set from merged rounds (oldest first) into ``datasets/<version>/``.
+
+    Returns:
+        ``{"version", "path", "manifest"}``.
+    """
+    from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+
+    dataset = build_dataset([Path(p) for p in merged_dirs],
+                            DatasetConfig(seed=seed, min_count=min_count, backend=backend), progress=progress)
+    folder = write_dataset(dataset, datasets_root=catalog.datasets)
+    return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json")}
