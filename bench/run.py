@@ -29,6 +29,11 @@ TARGETS = {
     "synth": ("generate a synthetic round", 60.0, 2.0),
     "brat_stats": ("brat-stats over the round (3 coder folders + senior + truth)", 20.0, 2.0),
     "load_round": ("load + validate the round (BRAT, codes, metadata)", None, 2.0),
+    "round_report": ("load + merge + every agreement figure + data-quality report", 60.0, 4.0),
+    "span_f1_hiericd": ("span F1 (instance + token) for every coder pair, read from BRAT", None, None),
+    "span_f1_bratiaa": ("the same with bratiaa 0.1.4 (own venv: bench/.venv-bratiaa)", None, None),
+    "segment": ("segmentation throughput per backend, 2,000 reports, one process", None, None),
+    "datasets": ("merged round → both Parquet files + GX validation (2 cores)", 240.0, 4.0),
 }
 
 
@@ -57,6 +62,116 @@ def step_load_round(scratch: Path, reports: int) -> dict:
     return {"reports": len(loaded.reports), "quarantined": len(loaded.quarantined)}
 
 
+def step_round_report(scratch: Path, reports: int) -> dict:
+    from hiericd_core.agreement import AgreementConfig, agreement
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.report import build_report
+    from hiericd_core.rounds import load_round
+
+    loaded = load_round(scratch / "round")
+    result = merge_round(loaded)
+    summary = write_merge(result, loaded, scratch / "merged")
+    figures = agreement(loaded, AgreementConfig(bootstrap=1000))
+    build_report(loaded, result, summary, figures, scratch / "report" / loaded.id)
+    pairs = figures["units"]["report_code"]["pairs"]
+    return {"kappa": {f"{p['a']}-{p['b']}": p["kappa"] for p in pairs}, "pending": len(result.pending)}
+
+
+def _pair_projects(scratch: Path) -> list[Path]:
+    """One bratiaa project per coder pair: the reports both coded, .txt + .ann in a folder per coder."""
+    root = scratch / "pairs"
+    if root.exists():
+        return sorted(p for p in root.iterdir() if p.is_dir())
+    rnd = scratch / "round"
+    coders = sorted(p.name for p in (rnd / "coders").iterdir())
+    for i, a in enumerate(coders):
+        for b in coders[i + 1:]:
+            shared = sorted({p.stem for p in (rnd / "coders" / a).glob("*.ann")}
+                            & {p.stem for p in (rnd / "coders" / b).glob("*.ann")})
+            project = root / f"{a}-{b}"
+            for coder in (a, b):
+                folder = project / coder
+                folder.mkdir(parents=True)
+                for stem in shared:
+                    os.link(rnd / "texts" / f"{stem}.txt", folder / f"{stem}.txt")
+                    os.link(rnd / "coders" / coder / f"{stem}.ann", folder / f"{stem}.ann")
+            (project / "annotation.conf").write_text("[entities]\nDiagnosis\n[relations]\n[events]\n[attributes]\n")
+    return sorted(p for p in root.iterdir() if p.is_dir())
+
+
+def step_span_f1_hiericd(scratch: Path, reports: int) -> dict:
+    from hiericd_core.spanagree import read_project, span_agreement, span_table, whitespace_tokens
+
+    out = {}
+    for project in _pair_projects(scratch):
+        documents, problems = read_project(project)
+        table = span_table(documents)
+        for mode in ("instance", "token"):
+            result = span_agreement(table, mode, tokenizer=whitespace_tokens)
+            out[f"{project.name}/{mode}"] = round(float(result.mean_sd_total()[0]), 6)
+    return {"f1": out}
+
+
+BRATIAA_SCRIPT = """
+import json, sys
+from bratiaa.agree import compute_f1_agreement
+from bratiaa.utils import tokenize
+out = {}
+for root in sys.argv[1:]:
+    for mode, tok in (("instance", None), ("token", tokenize)):
+        out[root.rsplit("/", 1)[-1] + "/" + mode] = round(float(compute_f1_agreement(root, token_func=tok).mean_sd_total()[0]), 6)
+print(json.dumps(out))
+"""
+
+
+def step_span_f1_bratiaa(scratch: Path, reports: int) -> dict:
+    venv = HERE / ".venv-bratiaa"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "bratiaa==0.1.4"], check=True)
+    projects = _pair_projects(scratch)
+    started = time.perf_counter()
+    proc = subprocess.run([str(python), "-c", BRATIAA_SCRIPT, *map(str, projects)], capture_output=True, text=True,
+                          check=True)
+    return {"f1": json.loads(proc.stdout.strip().splitlines()[-1]), "bratiaa_seconds": time.perf_counter() - started}
+
+
+def step_segment(scratch: Path, reports: int) -> dict:
+    from hiericd_core.segment import Segmenter, SegmenterConfig, installed_scispacy_model
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted((scratch / "round" / "texts").glob("*.txt"))[:2000]]
+    backends = ["rule", "pysbd"] + (["scispacy"] if installed_scispacy_model() else [])
+    rates = {}
+    for backend in backends:
+        seg = Segmenter(SegmenterConfig(backend=backend))
+        seg.segment("Warm up. Load the pipeline.")
+        started = time.perf_counter()
+        for text in texts:
+            seg.segment(text)
+        rates[backend] = round(len(texts) / (time.perf_counter() - started), 1)
+    return {"reports_per_second": rates}
+
+
+def step_datasets(scratch: Path, reports: int) -> dict:
+    from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+
+    if not (scratch / "merged" / "reports.parquet").exists():
+        step_round_report(scratch, reports)
+    dataset = build_dataset([scratch / "merged"], DatasetConfig())
+    folder = write_dataset(dataset, scratch / "dataset")
+    info = {"version": dataset.manifest["version"], "label_space": dataset.manifest["label_space_size"],
+            "sentences": sum(s["sentences"] for s in dataset.manifest["splits"].values())}
+    try:
+        from hiericd_core.validation import validate_dataset
+    except ImportError:
+        info["validation"] = "not available"
+        return info
+    report = validate_dataset(folder, scratch / "dataset" / "data_docs")
+    info["validation"] = "passed" if report.success else "failed"
+    return info
+
+
 STEPS = {name: globals()[f"step_{name}"] for name in TARGETS}
 
 
@@ -71,6 +186,19 @@ def run_child(name: str, scratch: Path, reports: int) -> None:
     info = STEPS[name](scratch, reports)
     seconds = time.perf_counter() - started
     print(json.dumps({"seconds": seconds, "peak_rss_gib": _peak_rss_gib(), "info": info}))
+
+
+def _speed_ratio(results: list[dict], lines: list[str]) -> None:
+    """hiericd vs bratiaa on the same job: equal numbers, and how many times faster."""
+    by = {r["step"]: r for r in results if "error" not in r}
+    if "span_f1_hiericd" in by and "span_f1_bratiaa" in by:
+        ours, theirs = by["span_f1_hiericd"], by["span_f1_bratiaa"]
+        equal = ours["info"]["f1"] == theirs["info"]["f1"]
+        ratio = theirs["info"]["bratiaa_seconds"] / ours["seconds"]
+        lines.append("")
+        lines.append(f"span F1, hiericd vs bratiaa: {ratio:.1f}× faster (target ≥ 10×), "
+                     f"numbers {'equal' if equal else 'DIFFERENT'}: {ours['info']['f1']}")
+        results.append({"step": "span_f1_ratio", "speedup": ratio, "equal_numbers": equal, "target": 10.0})
 
 
 def main() -> int:
@@ -117,8 +245,9 @@ def main() -> int:
             continue
         lines.append(f"| {r['step']} | {r['what']} | {r['reports']} | {r['seconds']:.1f} "
                      f"| {r['target_seconds'] or '–'} | {r['peak_rss_gib']:.2f} | {r['target_peak_rss_gib'] or '–'} |")
-    (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    _speed_ratio(results, lines)
+    (HERE / "results.md").write_text("\n".join(lines) + "\n")
     print(f"\nwritten: {HERE / 'results.json'}, {HERE / 'results.md'}")
     return 0 if all("error" not in r for r in results) else 1
 

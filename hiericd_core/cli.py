@@ -210,6 +210,7 @@ def datasets(
     """Build the sentence- and report-level Parquet data sets (+ label space, manifest)."""
     from hiericd_core.catalog import Catalog
     from hiericd_core.datasets import DatasetConfig, DatasetError, build_dataset, write_dataset
+    from hiericd_core.validation import ValidationError, check_dataset
 
     catalog = Catalog.from_env()
     merged_dirs = [_merged_dir(path, catalog) for path in rounds]
@@ -219,11 +220,17 @@ def datasets(
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
     folder = write_dataset(dataset, out, datasets_root=catalog.datasets)
+    try:
+        gate = check_dataset(folder, folder / "data_docs")
+    except ValidationError as exc:
+        raise UserError(f"data set {folder} failed its Great Expectations gate "
+                        f"(details: {folder / 'validation.json'}):\n{exc}") from exc
     manifest = dataset.manifest
     _print_mapping(f"data set {manifest['version']} → {folder}", {
         "source_rounds": manifest["source_rounds"], "segmenter": manifest["segmenter"],
         "splits": manifest["splits"], "label_space_size": manifest["label_space_size"],
-        "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"]})
+        "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"],
+        "great_expectations": f"passed; Data Docs: {gate.docs_index}"})
 
 
 def _merged_dir(path: Path, catalog) -> Path:

@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from hiericd_core import pipeline
     from hiericd_core.datasets import DatasetError
     from hiericd_core.rounds import RoundError, load_round
+    from hiericd_core.validation import ValidationError
 
     console = Console()
     catalog = Catalog.from_env().ensure()
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         assessed = pipeline.assess(round_path, catalog)
         console.print("[bold]5. data sets[/] sentence- and report-level Parquet")
         built = pipeline.datasets([merged["merged"]], catalog, min_count=args.min_count, progress=True)
-    except (RoundError, DatasetError, FileNotFoundError) as exc:
+    except (RoundError, DatasetError, ValidationError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "adjudication queue": merged["queue"] or "none (nothing pending)",
         "data-quality report": assessed["report"],
         "data set": f"{built['path']} (version {built['version']})",
+        "GX Data Docs": built["data_docs"],
     })
     _table(console, "headline numbers", {
         "mean pairwise kappa (report × code)": "needs two coders per report" if kappa is None else f"{kappa:.3f}",

@@ -11,7 +11,7 @@ step               writes (under ``HIERICD_HOME``)
 :func:`ingest`     ``rounds/<id>/`` — a copy of the incoming round
 :func:`merge`      ``merged/<id>/`` (+ ``adjudication/`` when reports are pending)
 :func:`assess`     ``reports/<id>/agreement.json``, ``index.html``, PNGs, ``summary.json``
-:func:`datasets`   ``datasets/<version>/`` (Parquet, label space, manifest)
+:func:`datasets`   ``datasets/<version>/`` (Parquet, label space, manifest, GX Data Docs)
 =================  ============================================================
 """
 
@@ -101,14 +101,24 @@ def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -
 
 def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
              backend: str = "auto", progress: bool = False) -> dict:
-    """Build the data set from merged rounds (oldest first) into ``datasets/<version>/``.
+    """Build the data set from merged rounds (oldest first) into ``datasets/<version>/`` and gate it.
+
+    The Great Expectations suites of ``expectations/`` validate both tables;
+    Data Docs go to ``datasets/<version>/data_docs/``.
 
     Returns:
-        ``{"version", "path", "manifest"}``.
+        ``{"version", "path", "manifest", "data_docs"}``.
+
+    Raises:
+        ValidationError: an expectation failed; the message names it and the
+            failing rows (``validation.json`` in the folder keeps the details).
     """
     from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+    from hiericd_core.validation import check_dataset
 
     dataset = build_dataset([Path(p) for p in merged_dirs],
                             DatasetConfig(seed=seed, min_count=min_count, backend=backend), progress=progress)
     folder = write_dataset(dataset, datasets_root=catalog.datasets)
-    return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json")}
+    report = check_dataset(folder, folder / "data_docs")
+    return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json"),
+            "data_docs": str(report.docs_index) if report.docs_index else None}

@@ -1,0 +1,228 @@
+"""Data-set validation: a good synthetic data set passes, corrupted copies fail by name and row."""
+
+import json
+import math
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hiericd_core.validation import (
+    ValidationError,
+    check_dataset,
+    split_share_bounds,
+    validate_dataset,
+)
+
+MASK_LENGTH = "expect_column_pair_values_to_be_equal(column_A=mask_len, column_B=n_tokens)"
+FOCUS_MASK = "expect_column_values_to_be_between(column=mask_sum, min_value=1) where is_focus == True"
+IN_LABEL_SPACE = ("expect_column_values_to_be_in_set(column=codes_in_label_space, value_set=[True]) "
+                  "where classifier_row == True")
+ONE_SPLIT = "expect_column_values_to_be_between(column=report_splits, min_value=1, max_value=1)"
+REPORT_SPLIT = "expect_column_pair_values_to_be_equal(column_A=split, column_B=report_split)"
+TEXT_NOT_NULL = "expect_column_values_to_not_be_null(column=text)"
+MIN_COUNT = "expect_column_values_to_be_between(column=train_count, min_value=3)"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.rounds import load_round
+    from hiericd_core.synth import generate_round
+
+    tmp = tmp_path_factory.mktemp("validation")
+    generate_round(tmp / "round", 300, seed=1)
+    coding_round = load_round(tmp / "round")
+    write_merge(merge_round(coding_round), coding_round, tmp / "merged")
+    built = build_dataset([tmp / "merged"], DatasetConfig(min_count=3, workers=1))
+    return write_dataset(built, tmp / "ds")
+
+
+@pytest.fixture(scope="module")
+def good_report(dataset, tmp_path_factory):
+    docs = tmp_path_factory.mktemp("docs") / "data_docs"
+    return check_dataset(dataset, docs), docs
+
+
+def corrupt(dataset, tmp_path, table_name, change):
+    """Copy the data set and rewrite one Parquet table as ``change(rows)`` leaves it (same schema)."""
+    folder = tmp_path / "bad"
+    shutil.copytree(dataset, folder, ignore=shutil.ignore_patterns("validation.json", "data_docs"))
+    table = pq.read_table(folder / table_name)
+    rows = table.to_pylist()
+    change(rows)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / table_name)
+    return folder
+
+
+def failing(folder):
+    with pytest.raises(ValidationError) as caught:
+        check_dataset(folder)
+    report = caught.value.report
+    assert not report.success
+    assert str(caught.value) == report.message()
+    return report, {outcome.name for outcome in report.failures}
+
+
+def first(rows, test):
+    return next(index for index, row in enumerate(rows) if test(row))
+
+
+def test_good_dataset_passes_and_writes_docs(dataset, good_report):
+    report, docs = good_report
+    assert report.success, report.message()
+    assert len(report.results) > 60 and all(outcome.success for outcome in report.results)
+    assert {outcome.suite for outcome in report.results} == {"sentences", "reports", "label_space"}
+    index = (docs / "index.html").read_text(encoding="utf-8")
+    for suite in ("sentences", "reports", "label_space"):
+        assert suite in index
+        assert (docs / "expectations" / f"{suite}.html").is_file()
+    saved = json.loads((dataset / "validation.json").read_text(encoding="utf-8"))
+    assert saved["success"] is True
+    assert saved["suites"]["sentences"]["failed"] == 0
+    assert "passed validation" in report.message()
+
+
+def test_split_share_bounds_by_hand():
+    bounds = split_share_bounds(300, (0.70, 0.15, 0.15), z=3.29, floor=0.02)
+    half_train = 3.29 * math.sqrt(0.7 * 0.3 / 300)  # 0.08705
+    half_dev = 3.29 * math.sqrt(0.15 * 0.85 / 300)  # 0.06782
+    assert bounds["train_share_min"] == pytest.approx(0.70 - half_train)
+    assert bounds["train_share_max"] == pytest.approx(0.70 + half_train)
+    assert bounds["test_share_min"] == pytest.approx(0.15 - half_dev)
+    big = split_share_bounds(1_000_000)  # the floor wins on large data sets
+    assert big["train_share_min"] == pytest.approx(0.68)
+    assert big["dev_share_max"] == pytest.approx(0.17)
+
+
+def test_short_attention_mask_names_the_row(dataset, tmp_path):
+    holder = {}
+
+    def shorten(rows):  # drop a trailing 0, so only the length changes
+        index = first(rows, lambda r: len(r["tokens"]) > 2 and r["attention_mask"][-1] == 0)
+        rows[index]["attention_mask"] = rows[index]["attention_mask"][:-1]
+        holder.update(rows[index])
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", shorten))
+    assert names == {MASK_LENGTH}
+    (outcome,) = report.failures
+    assert outcome.unexpected_count == 1
+    assert outcome.failing_rows == [{"report_id": holder["report_id"], "sentence_idx": holder["sentence_idx"]}]
+    n = len(holder["tokens"])
+    assert outcome.failing_values == [{"mask_len": n - 1, "n_tokens": n}]
+    message = report.message()
+    assert MASK_LENGTH in message and "Attention-mask length equals the token count" in message
+    assert f"report_id={holder['report_id']} sentence_idx={holder['sentence_idx']}" in message
+
+
+def test_report_in_two_splits(dataset, tmp_path):
+    holder = {}
+
+    def move_one_sentence(rows):
+        index = first(rows, lambda r: r["split"] == "train" and r["sentence_idx"] == 1)
+        rows[index]["split"] = "test"
+        holder.update(rows[index])
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", move_one_sentence))
+    assert names == {ONE_SPLIT, REPORT_SPLIT}
+    by_name = {outcome.name: outcome for outcome in report.failures}
+    assert {row["report_id"] for row in by_name[ONE_SPLIT].failing_rows} == {holder["report_id"]}
+    assert by_name[REPORT_SPLIT].failing_rows == [{"report_id": holder["report_id"], "sentence_idx": 1}]
+    assert f"report_id={holder['report_id']}" in report.message()
+
+
+def test_classifier_code_outside_label_space(dataset, tmp_path):
+    holder = {}
+
+    def recode(rows):
+        index = first(rows, lambda r: r["classifier_row"])
+        rows[index]["codes"] = ["Z99.89"]
+        holder.update(rows[index])
+
+    label_codes = json.loads((dataset / "label_space.json").read_text())["codes"]
+    assert "Z99.89" not in label_codes
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", recode))
+    assert names == {IN_LABEL_SPACE}
+    (outcome,) = report.failures
+    assert outcome.failing_rows == [{"report_id": holder["report_id"], "sentence_idx": holder["sentence_idx"]}]
+    assert "every code is in the label space" in report.message()
+
+
+def test_null_text(dataset, tmp_path):
+    def blank(rows):
+        rows[3]["text"] = None
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", blank))
+    assert names == {TEXT_NOT_NULL}
+    (outcome,) = report.failures
+    assert outcome.failing_rows[0]["sentence_idx"] == 3
+    assert outcome.unexpected_count == 1
+
+
+def test_focus_sentence_with_empty_mask(dataset, tmp_path):
+    holder = {}
+
+    def unmask(rows):
+        index = first(rows, lambda r: r["is_focus"])
+        rows[index]["attention_mask"] = [0] * len(rows[index]["attention_mask"])
+        holder.update(rows[index])
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", unmask))
+    assert names == {FOCUS_MASK}
+    (outcome,) = report.failures
+    assert outcome.failing_rows == [{"report_id": holder["report_id"], "sentence_idx": holder["sentence_idx"]}]
+    assert outcome.failing_values == [{"mask_sum": 0}]
+    assert "at least one masked token" in report.message()
+
+
+def test_label_count_below_minimum(dataset, tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(dataset, folder, ignore=shutil.ignore_patterns("validation.json", "data_docs"))
+    label_space = json.loads((folder / "label_space.json").read_text())
+    code = label_space["codes"][0]
+    label_space["train_counts"][code] = label_space["min_count"] - 1
+    (folder / "label_space.json").write_text(json.dumps(label_space))
+    report, names = failing(folder)
+    assert names == {MIN_COUNT}
+    (outcome,) = report.failures
+    assert outcome.failing_rows == [{"code": code}]
+    assert f"code={code}" in report.message()
+    saved = json.loads((folder / "validation.json").read_text())
+    assert saved["success"] is False and saved["suites"]["label_space"]["failed"] == 1
+
+
+def test_split_shares_follow_the_manifest_fractions(dataset, tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(dataset, folder, ignore=shutil.ignore_patterns("validation.json", "data_docs"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"]["fractions"] = [0.5, 0.25, 0.25]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report, names = failing(folder)
+    train = next(o for o in report.failures if "column=in_train" in o.name)
+    assert train.observed == pytest.approx(0.71, abs=0.05)
+    assert "observed: 0.7" in report.message()
+
+
+def test_missing_column_is_named(dataset, tmp_path):
+    folder = tmp_path / "bad"
+    shutil.copytree(dataset, folder, ignore=shutil.ignore_patterns("validation.json", "data_docs"))
+    table = pq.read_table(folder / "sentences.parquet")
+    pq.write_table(table.drop_columns(["multi_code"]), folder / "sentences.parquet")
+    report = validate_dataset(folder)
+    assert not report.success
+    schema = next(o for o in report.failures if o.name.startswith("expect_table_columns_to_match_set"))
+    assert schema.suite == "sentences"
+    assert schema.observed["missing"] == ["multi_code"]
+    assert "multi_code" in report.message()
+
+
+def test_invalid_suite_file_is_named(dataset, tmp_path):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "broken.json").write_text(json.dumps({
+        "name": "broken", "meta": {"hiericd": {"table": "reports.parquet"}},
+        "expectations": [{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "n_codes"}}]}))
+    with pytest.raises(ValueError, match=r"broken\.json: expectation 0 \(expect_column_values_to_be_betwen\)"):
+        validate_dataset(dataset, suites_dir=suites)
