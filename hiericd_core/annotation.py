@@ -13,7 +13,8 @@ Where a BRAT annotation carries its code is a round setting
 Only entities whose label is in ``CodeSource.labels`` carry codes (all
 entities when the list is empty). A coded entity whose code is missing or
 invalid becomes a :class:`~hiericd_core.brat.Problem` naming the file and
-line; it is quarantined and the rest of the file is kept.
+line; it is quarantined and the rest of the file is kept. A round whose code
+system is ``none`` (e.g. a named-entity project) takes the code text as it is.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class CodeSource:
     attribute: str = ""
     resource: str = ""
     accept: tuple[icd.Status, ...] = ("billable", "category")
+    validate: bool = True  # False when the round's code system is "none": labels are taken as they are
 
     def carries_code(self, label: str) -> bool:
         return not self.labels or label in self.labels
@@ -105,6 +107,10 @@ def coded_annotations(
                                     record.text))
             continue
         code_line = document.line_of(where) if where.startswith(("#", "A", "M", "N")) else line
+        if not source.validate:
+            annotations.append(Annotation(report_id, who, record.id, record.label, record.fragments,
+                                          record.text, raw.strip(), line))
+            continue
         code = _first_code(raw)
         kind = icd.status(code) if code else "unknown"
         if kind not in source.accept:

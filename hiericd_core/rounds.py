@@ -12,6 +12,11 @@ A round is a folder::
 A plain BRAT folder (``.txt`` and ``.ann`` side by side, e.g. CodiEsp's
 ``train/``) is read as a single-coder round without metadata; a
 ``round.toml`` beside its files may still set the language and code source.
+A multi-annotator BRAT project (one sub-folder per annotator, each with
+``.txt`` + ``.ann``, as brat and bratiaa lay them out) is read as a round
+whose coders are the sub-folders; a document whose text differs between
+annotators is quarantined for that annotator. ``code_system = "none"`` in
+``round.toml`` takes codes (e.g. entity labels) as they are, unchecked.
 
 Loading never stops at the first bad file: every problem (malformed BRAT
 line, unknown code, ``.ann`` without text, text without any coder, metadata
@@ -26,7 +31,7 @@ import datetime as dt
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hiericd_core.annotation import Annotation, CodeSource, coded_annotations
@@ -74,11 +79,14 @@ class RoundConfig:
             accept=tuple(codes.get("accept", CodeSource.accept)),
         )
         date = head.get("date", "")
+        code_system = str(head.get("code_system", "icd-10-cm"))
+        if code_system == "none":
+            source = replace(source, validate=False)
         return cls(
             id=str(head.get("id", default_id)),
             date=date.isoformat() if isinstance(date, dt.date) else str(date),
             language=str(head.get("language", "en")),
-            code_system=str(head.get("code_system", "icd-10-cm")),
+            code_system=code_system,
             codes=source,
         )
 
@@ -120,7 +128,7 @@ class Round:
 
     path: Path
     config: RoundConfig
-    layout: str  # "round" or "plain"
+    layout: str  # "round", "project" (annotator sub-folders) or "plain"
     reports: dict[str, Report]
     coders: list[str]
     quarantined: list[Quarantined]
@@ -163,6 +171,13 @@ def is_round_folder(path: Path) -> bool:
     return (path / "texts").is_dir() or (path / "coders").is_dir()
 
 
+def is_project_folder(path: Path) -> bool:
+    """A brat project with one sub-folder per annotator (and no documents at the top)."""
+    if any(path.glob("*.ann")):
+        return False
+    return sum(1 for p in path.iterdir() if p.is_dir() and any(p.glob("*.ann"))) >= 2
+
+
 def load_round(path: str | Path, *, language: str | None = None, progress: bool = False) -> Round:
     """Load and validate a round folder (or a plain BRAT folder).
 
@@ -183,6 +198,8 @@ def load_round(path: str | Path, *, language: str | None = None, progress: bool 
         config = RoundConfig(config.id, config.date, language, config.code_system, config.codes)
     if is_round_folder(root):
         return _load_layout(root, config, progress)
+    if is_project_folder(root):
+        return _load_project(root, config, progress)
     return _load_plain(root, config, progress)
 
 
@@ -254,6 +271,36 @@ def _load_plain(root: Path, config: RoundConfig, progress: bool) -> Round:
         annotations = _read_annotations(ann, txt, config, report_id, PLAIN_CODER, quarantined)
         reports[report_id] = Report(report_id, read_text(txt), coders={PLAIN_CODER: annotations})
     return Round(root, config, "plain", reports, [PLAIN_CODER], quarantined, False)
+
+
+def _load_project(root: Path, config: RoundConfig, progress: bool) -> Round:
+    quarantined: list[Quarantined] = []
+    coder_dirs = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.ann")))
+    coders = [p.name for p in coder_dirs]
+    reports: dict[str, Report] = {}
+    stems = sorted({a.stem for d in coder_dirs for a in d.glob("*.ann")})
+    for report_id in _progress(stems, progress, "reading BRAT project"):
+        report: Report | None = None
+        for folder in coder_dirs:
+            ann, txt = folder / f"{report_id}.ann", folder / f"{report_id}.txt"
+            if not ann.is_file():
+                continue
+            if not txt.is_file():
+                quarantined.append(Quarantined("layout", Problem(
+                    str(ann), None, f"annotation file without text: {txt.name} is missing"), report_id, folder.name))
+                continue
+            text = read_text(txt)
+            if report is None:
+                report = Report(report_id, text)
+            elif text != report.text:
+                quarantined.append(Quarantined("layout", Problem(
+                    str(txt), None, "text differs from the other annotators' copy of this document"),
+                    report_id, folder.name))
+                continue
+            report.coders[folder.name] = _read_annotations(ann, txt, config, report_id, folder.name, quarantined)
+        if report is not None:
+            reports[report_id] = report
+    return Round(root, config, "project", reports, coders, quarantined, False)
 
 
 def _read_annotations(ann: Path, txt: Path, config: RoundConfig, report_id: str, who: str,

@@ -88,3 +88,25 @@ def test_demo_on_a_missing_round_is_a_clear_error(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
     assert demo.main(["--round", str(tmp_path / "nope")]) == 2
     assert "no such folder" in capsys.readouterr().out
+
+
+def test_merge_agreement_and_report_on_the_shared_two_annotator_fixture(tmp_path):
+    import shutil
+
+    dst = tmp_path / "agree-2"
+    shutil.copytree(FIXTURES / "bratiaa" / "data" / "agreement" / "agree-2", dst)
+    (dst / "round.toml").write_text('[round]\nid = "agree-2"\nlanguage = "es"\ncode_system = "none"\n'
+                                    '[codes]\nsource = "label"\n')
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    round_path = pipeline.ingest(dst, catalog)
+    merged = pipeline.merge(round_path, catalog)
+    # no senior folder: both documents have disputes, so both wait in the adjudication queue
+    assert merged["pending"] == 2 and Path(merged["queue"]).is_dir()
+    assessed = pipeline.assess(round_path, catalog, bootstrap=50)
+    figures = json.loads(Path(assessed["agreement"]).read_text())
+    pair = figures["units"]["report_code"]["pairs"][0]
+    assert (pair["a"], pair["b"], pair["n_reports"]) == ("ann1", "ann2", 2)
+    # bratiaa's reference for this pair: instance-level F1 0.787879 (see tests/test_spanagree.py)
+    assert figures["span_f1"]["instance"]["mean"] == pytest.approx(0.787879, abs=1e-6)
+    html = Path(assessed["report"]).read_text()
+    assert "agree-2" in html and "ann1" in html

@@ -171,3 +171,36 @@ def test_not_a_round_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RoundError, match="neither a round"):
         load_round(tmp_path / "empty")
+
+
+def test_multi_annotator_brat_project_is_a_round(tmp_path):
+    # bratiaa's example project: 4 annotators x 7 documents, named-entity labels (PER, LOC, ORG, MISC)
+    src = FIXTURES / "bratiaa" / "example-files" / "example-project"
+    dst = tmp_path / "project"
+    shutil.copytree(src, dst)
+    (dst / "round.toml").write_text('[round]\nid = "ner"\nlanguage = "es"\ncode_system = "none"\n'
+                                    '[codes]\nsource = "label"\n')
+    loaded = load_round(dst)
+    assert loaded.layout == "project"
+    assert loaded.coders == ["Lisa", "Maria", "Max", "Peter"]
+    assert len(loaded.reports) == 7 and loaded.quarantined == []
+    # every T line of every annotator is an annotation, its label its code (grep -c '^T' per folder)
+    for coder in loaded.coders:
+        t_lines = sum(line.startswith("T") for p in (src / coder).glob("*.ann")
+                      for line in p.read_text(encoding="utf-8").splitlines())
+        assert sum(len(r.coders[coder]) for r in loaded.reports.values()) == t_lines
+    codes = {a.code for r in loaded.reports.values() for anns in r.coders.values() for a in anns}
+    assert codes == {"PER", "LOC", "ORG", "MISC"}
+
+
+def test_project_document_with_a_different_text_is_quarantined(tmp_path):
+    src = FIXTURES / "bratiaa" / "data" / "agreement" / "agree-2"
+    dst = tmp_path / "agree-2"
+    shutil.copytree(src, dst)
+    (dst / "round.toml").write_text('[round]\ncode_system = "none"\n[codes]\nsource = "label"\n')
+    txt = dst / "ann2" / "esp.train-doc-46.txt"
+    txt.write_text(txt.read_text(encoding="utf-8") + "extra", encoding="utf-8")
+    loaded = load_round(dst)
+    assert [q.message() for q in loaded.quarantined] == [
+        f"{txt}: text differs from the other annotators' copy of this document"]
+    assert sorted(loaded.reports["esp.train-doc-46"].coders) == ["ann1"]
