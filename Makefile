@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py --reports $(BENCH_REPORTS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check hiericd_core tests bench scripts dags plugins
+	$(BIN)/ruff check $(wildcard hiericd_core tests bench scripts dags plugins)
 
 clean:
 	rm -rf var .pytest_cache

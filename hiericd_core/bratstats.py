@@ -6,16 +6,16 @@ Example:
     (117342, 0)
 
 The walk is :func:`hiericd_core.brat.iter_documents`'s (sorted, hidden names
-skipped). Large trees are read by a few worker processes, in chunks whose
+skipped), except in a coding round (a folder with ``texts/``): there every
+``.ann`` under the round (``coders/<coder>/``, ``senior/``, ``truth/``) is a
+document whose text is ``texts/<report_id>.txt``, as the round layout says.
+Large trees are read by a few worker processes, in chunks whose
 results are merged in walk order, so counts and the problem list are the same
 whatever the number of workers.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -32,7 +32,9 @@ from hiericd_core.brat import (
     TextBound,
     _load_item,
     _walk,
+    read_document,
 )
+from hiericd_core.parallel import context, usable_cpus
 
 _CHUNK = 500  # documents per worker task
 _PARALLEL_FROM = 2000  # fewer documents are read in this process
@@ -48,6 +50,18 @@ _FIELD_BY_TYPE = {
 }
 
 Item = tuple[str, str, bool, bool]
+RoundItem = tuple[Path, Path]  # (.ann, the round's texts/<id>.txt)
+
+
+def _walk_round(root: Path) -> Iterator[RoundItem]:
+    """Every ``.ann`` of a round with the text it annotates, in sorted folder order."""
+    texts = root / "texts"
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and not p.name.startswith(".")):
+        if folder == texts:
+            continue
+        for ann in sorted(folder.glob("*.ann")):
+            if not ann.name.startswith("."):
+                yield ann, texts / f"{ann.stem}.txt"
 
 
 @dataclass
@@ -86,7 +100,7 @@ class BratStats:
         return data
 
 
-def _count(items: Sequence[Item | Problem]) -> BratStats:
+def _count(items: Sequence[Item | RoundItem | Problem]) -> BratStats:
     """Read the documents of ``items`` and count what they hold."""
     stats = BratStats()
     counts = dict.fromkeys(_FIELD_BY_TYPE.values(), 0)
@@ -94,7 +108,7 @@ def _count(items: Sequence[Item | Problem]) -> BratStats:
         if isinstance(item, Problem):
             stats.problems.append(item)
             continue
-        document, problems = _load_item(*item)
+        document, problems = read_document(*item) if len(item) == 2 else _load_item(*item)
         stats.problems.extend(problems)
         if document is None:
             continue
@@ -112,13 +126,6 @@ def _count(items: Sequence[Item | Problem]) -> BratStats:
 def _chunks(items: list, size: int) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def brat_stats(root: Path, progress: bool = False, *, workers: int | None = None) -> BratStats:
@@ -141,8 +148,8 @@ def brat_stats(root: Path, progress: bool = False, *, workers: int | None = None
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder")
-    items = list(_walk(root))
-    workers = max(1, workers or _workers())
+    items = list(_walk_round(root)) if (root / "texts").is_dir() else list(_walk(root))
+    workers = max(1, workers or usable_cpus())
     total = BratStats()
     with tqdm(total=len(items), unit="doc", desc="reading BRAT", disable=not progress) as bar:
         if workers == 1 or len(items) < _PARALLEL_FROM:
@@ -150,9 +157,7 @@ def brat_stats(root: Path, progress: bool = False, *, workers: int | None = None
                 total.add(_count(chunk))
                 bar.update(len(chunk))
             return total
-        # fork is fast and needs no importable __main__, but is unsafe once threads run
-        context = multiprocessing.get_context("fork" if threading.active_count() == 1 else "forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context()) as pool:
             chunks = list(_chunks(items, _CHUNK))
             for chunk, stats in zip(chunks, pool.map(_count, chunks), strict=True):
                 total.add(stats)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import tomllib
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -39,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from hiericd_core.parallel import usable_cpus
 from hiericd_core.segment import Segmenter, SegmenterConfig
 
 SPLITS = ("train", "dev", "test")
@@ -57,7 +57,7 @@ class DatasetConfig:
     min_count: int = 10
     backend: str = "auto"
     language: str | None = None  # default: the rounds' language
-    workers: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    workers: int = field(default_factory=lambda: min(2, usable_cpus()))
 
 
 def assign_split(report_id: str, seed: int, fractions: Sequence[float] = (0.70, 0.15, 0.15)) -> str:
@@ -211,11 +211,9 @@ def segment_all(items: list[tuple[str, str]], config: SegmenterConfig, workers: 
     if workers <= 1 or len(items) < 200:
         _init_worker(config)
         return [_segment_one(item) for item in tqdm(items, **bar)]
-    import multiprocessing as mp
+    from hiericd_core.parallel import context
 
-    # fork: workers inherit the imported modules (and work when __main__ is not a file)
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    with mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+    with context().Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
         return list(tqdm(pool.imap(_segment_one, items, chunksize=64), **bar))
 
 

@@ -456,6 +456,31 @@ def _instances(t: SpanTable) -> tuple[np.ndarray, ...]:
 
 # --------------------------------------------------------------------------- inputs
 
+_PARALLEL_FROM = 2000  # documents; below this, reading in-process is faster than starting workers
+
+
+def _read_one(job: tuple[str, str, Path, bool]) -> tuple[str | None, list | None, list[Problem]]:
+    """Read one ``.ann`` (+ its ``.txt``): the text when asked, the ``T`` spans, the problems."""
+    _, _, ann, keep_text = job
+    document, problems = read_document(ann)
+    if document is None:
+        return None, None, problems
+    spans = [(r.label, r.fragments) for r in document.records if isinstance(r, TextBound)]
+    return (document.text if keep_text else None), spans, problems
+
+
+def _read_all(jobs: list[tuple[str, str, Path, bool]]) -> list:
+    """Read the documents on every CPU, in order (small projects in-process)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hiericd_core.parallel import context, usable_cpus
+
+    workers = usable_cpus()
+    if workers == 1 or len(jobs) < _PARALLEL_FROM:
+        return [_read_one(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context()) as pool:
+        return list(pool.map(_read_one, jobs, chunksize=500))
+
 
 def round_span_agreement(round: Round, mode: Mode = "instance", label: Literal["code", "label"] = "code",
                          tokenizer: Splitter = whitespace_tokens) -> SpanAgreement:
@@ -482,18 +507,24 @@ def read_project(root: str | Path) -> tuple[list[SpanDocument], list[Problem]]:
     folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.rglob("*.ann")))
     if len(folders) < 2:
         raise ValueError(f"{root}: agreement needs at least two annotator sub-folders with .ann files")
-    texts: dict[str, str] = {}
-    annotations: dict[str, dict[str, list[tuple[str, Fragments]]]] = {}
-    problems: list[Problem] = []
+    # (annotator, doc id, .ann path, keep the text?): the text of the first annotator's copy only
+    jobs: list[tuple[str, str, Path, bool]] = []
+    have_text: set[str] = set()
     for folder in folders:
         for ann in sorted(folder.rglob("*.ann")):
             doc_id = ann.relative_to(folder).as_posix()
-            document, found = read_document(ann)
-            problems.extend(found)
-            if document is None:
-                continue
-            texts.setdefault(doc_id, document.text)
-            annotations.setdefault(doc_id, {})[folder.name] = [
-                (r.label, r.fragments) for r in document.records if isinstance(r, TextBound)]
-    documents = [SpanDocument(doc_id, texts[doc_id], annotations[doc_id]) for doc_id in sorted(annotations)]
+            jobs.append((folder.name, doc_id, ann, doc_id not in have_text))
+            have_text.add(doc_id)
+    texts: dict[str, str] = {}
+    annotations: dict[str, dict[str, list[tuple[str, Fragments]]]] = {}
+    problems: list[Problem] = []
+    for (annotator, doc_id, _, _), (text, spans, found) in zip(jobs, _read_all(jobs), strict=True):
+        problems.extend(found)
+        if spans is None:
+            continue
+        if text is not None:
+            texts[doc_id] = text
+        annotations.setdefault(doc_id, {})[annotator] = spans
+    documents = [SpanDocument(doc_id, texts[doc_id], annotations[doc_id]) for doc_id in sorted(annotations)
+                 if doc_id in texts]
     return documents, problems

@@ -143,3 +143,19 @@ def test_progress_bar_goes_to_stderr(capsys):
 def test_not_a_folder(tmp_path):
     with pytest.raises(NotADirectoryError):
         brat_stats(tmp_path / "missing")
+
+
+def test_round_layout_pairs_every_ann_with_its_text(tmp_path):
+    # a round: texts/ + coders/<c>/ + senior/; each .ann is a document whose text is texts/<id>.txt
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "R1.txt").write_text(TEXT)
+    (tmp_path / "texts" / "R2.txt").write_text(TEXT)
+    for folder, names in (("coders/a", ["R1", "R2"]), ("coders/b", ["R1"]), ("senior", ["R1"])):
+        (tmp_path / folder).mkdir(parents=True)
+        for name in names:
+            (tmp_path / folder / f"{name}.ann").write_text(GOOD)
+    (tmp_path / "coders" / "b" / "R9.ann").write_text(GOOD)  # no texts/R9.txt
+    stats = brat_stats(tmp_path)
+    # 4 readable documents, 1 T + 1 # each; R9 is a problem naming its file
+    assert counts(stats) == dict.fromkeys(COUNTS, 0) | {"documents": 4, "entities": 4, "notes": 4}
+    assert [(p.file, p.line) for p in stats.problems] == [(str(tmp_path / "coders" / "b" / "R9.ann"), None)]
