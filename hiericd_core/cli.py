@@ -62,12 +62,17 @@ def synth(
     out: Annotated[Path, typer.Option("--out", help="folder to write the round into")],
     reports: Annotated[int, typer.Option("--reports", min=1, help="number of reports")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 0,
+    senior_backlog: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="share of disputed reports the senior has not adjudicated yet")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ):
     """Generate a realistic synthetic coding round (2 of 3 coders per report, senior, truth)."""
-    from hiericd_core.synth import generate_round
+    from hiericd_core.synth import SynthConfig, generate_round
 
-    summary = generate_round(out, reports, seed, progress=sys.stderr.isatty())
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty; give a new folder")
+    summary = generate_round(out, reports, seed, SynthConfig(senior_backlog_rate=senior_backlog),
+                             progress=sys.stderr.isatty())
     data = summary.to_dict()
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))

@@ -38,12 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if args.round is None:
-            from hiericd_core.synth import generate_round
+            from hiericd_core.synth import SynthConfig, generate_round
 
             console.print(f"[bold]1. generate[/] a synthetic round of {args.reports} reports (seed {args.seed})")
             with tempfile.TemporaryDirectory(dir=catalog.root) as tmp:
                 source = Path(tmp) / "round"
-                generate_round(source, args.reports, args.seed, progress=True)
+                # a few disputed reports still wait for the senior, so the adjudication queue shows
+                generate_round(source, args.reports, args.seed, SynthConfig(senior_backlog_rate=0.01),
+                               progress=True)
                 round_path = pipeline.ingest(source, catalog)
         else:
             console.print(f"[bold]1. ingest[/] the round at {args.round}")

@@ -128,7 +128,8 @@ class SynthConfig:
 
     Coders: ``coders`` (:class:`CoderProfile`), ``coders_per_report`` of them
     per report; the senior errs with ``senior_error_rate`` (sibling) and
-    ``senior_miss_rate``. The ``*_target`` ranges are what
+    ``senior_miss_rate``, and has not yet adjudicated ``senior_backlog_rate``
+    of the disagreeing reports (they are pending). The ``*_target`` ranges are what
     ``scripts/calibrate_synth.py`` checks at 39,000 reports.
     """
 
@@ -179,6 +180,8 @@ class SynthConfig:
     unspecified_sibling_share: float = 0.4
     senior_error_rate: float = 0.03
     senior_miss_rate: float = 0.01
+    # share of disagreeing reports the senior has not adjudicated yet (no senior file: pending)
+    senior_backlog_rate: float = 0.0
     # round.toml
     round_date: str | None = None  # ISO date; None: derived from the seed
     first_round_date: str = "2022-01-03"
@@ -973,7 +976,9 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
             _write(tmp / "coders" / coder.name / f"{rid}.ann", _ann_text(report.text, anns, cfg.label))
             stats["ann"][coder.name] += len(anns)
             stats["reports"][coder.name] += 1
-        if any(disagree(coded[i], coded[j]) for i in range(len(coded)) for j in range(i + 1, len(coded))):
+        disputed = any(disagree(coded[i], coded[j]) for i in range(len(coded)) for j in range(i + 1, len(coded)))
+        # the backlog draw happens only when asked for, so that default rounds keep their bytes
+        if disputed and not (cfg.senior_backlog_rate and rng.random() < cfg.senior_backlog_rate):
             _write(tmp / "senior" / f"{rid}.ann", _ann_text(report.text, _senior(rng, report, cfg), cfg.label))
             stats["senior"] += 1
         stats["meta"].append(report.meta)

@@ -362,3 +362,23 @@ def test_noisier_coders_agree_less(tmp_path):
     generate_round(tmp_path / "sloppy", 400, seed=5, config=sloppy)
     seniors = [len(list((tmp_path / name / "senior").glob("*.ann"))) for name in ("careful", "sloppy")]
     assert seniors[1] > seniors[0]
+
+
+def test_senior_backlog_leaves_disputed_reports_pending(tmp_path):
+    from hiericd_core.merge import merge_round
+    from hiericd_core.rounds import load_round
+    from hiericd_core.synth import SynthConfig
+
+    generate_round(tmp_path / "full", 200, seed=4)
+    generate_round(tmp_path / "late", 200, seed=4, config=SynthConfig(senior_backlog_rate=0.2))
+    full = {p.name for p in (tmp_path / "full" / "senior").glob("*.ann")}
+    late = {p.name for p in (tmp_path / "late" / "senior").glob("*.ann")}
+    assert late < full  # the senior has done a subset
+    # about a fifth of the disputed reports wait (binomial: 0.2 ± 4 sd)
+    share = 1 - len(late) / len(full)
+    assert abs(share - 0.2) < 4 * (0.2 * 0.8 / len(full)) ** 0.5
+    # merge finds disputes only in reports without a senior file; the generator's disagreement rule is
+    # stricter than merge's (two coders giving the same two codes over overlapping spans count for it)
+    pending = set(merge_round(load_round(tmp_path / "late")).pending)
+    waiting = {name[:-4] for name in full - late}
+    assert pending and pending <= waiting and len(pending) >= 0.8 * len(waiting)
