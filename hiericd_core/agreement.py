@@ -16,7 +16,10 @@ organised by unit:
 ==================  ==========================================================
 
 Sentences and tokens come from ``segmenter(text)`` and ``tokenizer(text)``
-(sorted ``(start, end)`` pairs); the defaults are :func:`simple_sentences`
+(sorted ``(start, end)`` pairs); the defaults are
+:func:`hiericd_core.segment.rule_sentences` (the fast rule backend of the
+segmenter: a line break or an end mark before a capital ends a sentence, never
+an abbreviation)
 and :func:`~hiericd_core.spanagree.word_tokens`, until scispaCy's take over.
 
 Figures of each unit:
@@ -81,7 +84,6 @@ those statistics under report weights with one matrix product per chunk.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -91,6 +93,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
+from hiericd_core.segment import rule_sentences
 from hiericd_core.spanagree import Splitter, corpus_spans, expand, round_span_table, span_agreement, word_tokens
 
 if TYPE_CHECKING:
@@ -120,52 +123,6 @@ class AgreementConfig:
 
 
 # --------------------------------------------------------------------------- sentences
-
-def _upper_class() -> str:
-    """A regex character class of every BMP capital letter, as ranges."""
-    upper = [c for c in range(0x10000) if chr(c).isupper()]
-    ranges, first, last = [], upper[0], upper[0]
-    for c in upper[1:]:
-        if c != last + 1:
-            ranges.append((first, last))
-            first = c
-        last = c
-    ranges.append((first, last))
-    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
-
-
-_NOT_AFTER = r"(?i:(?<!\bapprox)(?<!\bdr)(?<!\bs/p)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bfig))"
-_BOUNDARY = re.compile(  # starts only at . ! ? or a newline, so the lookbehinds run rarely
-    r"(?=[.!?\n])(?:" + _NOT_AFTER + r"([.!?]+[\"'’”)\]]*)(?:\s*\n|\s+(?=[" + _upper_class() + r"]))"  # end mark
-    r"|(\n)[ \t\r\f\v]*\n"  # or a blank line
-    r")\s*(?=\S)"
-)
-
-
-def simple_sentences(text: str) -> list[tuple[int, int]]:
-    """Split ``text`` into sentences with a plain rule (stand-in for scispaCy's segmenter).
-
-    A sentence ends at ``.``, ``!`` or ``?`` (and closing quotes or brackets)
-    followed by whitespace that holds a newline or precedes a capital letter,
-    unless the word is one of ``approx.``, ``Dr.``, ``s/p.``, ``e.g.``,
-    ``i.e.``, ``vs.``, ``Fig.`` (any case); a blank line always ends one.
-    Spans exclude the surrounding whitespace.
-    """
-    spans = []
-    begin = len(text) - len(text.lstrip())
-    for match in _BOUNDARY.finditer(text):
-        if match.lastindex == 1:
-            end = match.end(1)
-        else:  # a blank line: the sentence ends at its last non-space character
-            end = begin + len(text[begin:match.start(2)].rstrip())
-        if end > begin:
-            spans.append((begin, end))
-        begin = match.end()
-    end = len(text.rstrip())
-    if end > begin:
-        spans.append((begin, end))
-    return spans
-
 
 # --------------------------------------------------------------------------- the round as arrays
 
@@ -540,7 +497,7 @@ def agreement(round: Round, config: AgreementConfig = AgreementConfig(), segment
     Args:
         round: a loaded round.
         config: thresholds, bootstrap size and seed.
-        segmenter: ``text -> [(start, end)]`` sentences; default :func:`simple_sentences`.
+        segmenter: ``text -> [(start, end)]`` sentences; default :func:`~hiericd_core.segment.rule_sentences`.
         tokenizer: ``text -> [(start, end)]`` tokens; default
             :func:`~hiericd_core.spanagree.word_tokens`.
 
@@ -551,7 +508,7 @@ def agreement(round: Round, config: AgreementConfig = AgreementConfig(), segment
     n_reports, n_coders = len(flat.texts), len(flat.coders)
     units = {
         "report_code": _report_code(flat),
-        "sentence_focus": _span_unit(flat, segmenter or simple_sentences, by_code=False),
+        "sentence_focus": _span_unit(flat, segmenter or rule_sentences, by_code=False),
         "token_code": _span_unit(flat, tokenizer or word_tokens, by_code=True),
     }
     cols = _Columns(n_reports)

@@ -21,11 +21,11 @@ from hiericd_core.agreement import (
     AgreementConfig,
     agreement,
     bootstrap_draws,
-    simple_sentences,
     two_rater_agreement,
 )
 from hiericd_core.annotation import Annotation
 from hiericd_core.rounds import Report, Round, RoundConfig
+from hiericd_core.segment import rule_sentences
 from hiericd_core.spanagree import word_tokens
 
 WORDS = ("patient admitted with acute chest pain hypertension diabetes mellitus type two fever cough pneumonia "
@@ -96,7 +96,7 @@ def dense_ratings(rnd: Round, unit: str, senior: bool = False) -> tuple[list[str
         if unit == "report_code":
             items = codes
         elif unit == "sentence_focus":
-            items = simple_sentences(report.text)
+            items = rule_sentences(report.text)
         else:
             items = word_tokens(report.text)
         for who in raters:
@@ -348,15 +348,6 @@ def test_single_coder_with_senior_still_compares_the_senior():
     assert [(s["a"], s["b"]) for s in senior] == [("senior", "coder1")]
     assert senior[0]["kappa"] is not None
     assert out["units"]["report_code"]["status"] == NEEDS_TWO
-
-
-def test_sentences_keep_abbreviations():
-    text = "Pt is s/p CABG. Dr. Smith saw approx. 3 lesions, e.g. Nodules vs. Cysts. See Fig. 2.\nplan: rest"
-    sentences = [text[s:e] for s, e in simple_sentences(text)]
-    assert sentences == ["Pt is s/p CABG.", "Dr. Smith saw approx. 3 lesions, e.g. Nodules vs. Cysts.",
-                         "See Fig. 2.", "plan: rest"]
-    assert simple_sentences("no capital. after this\n\nHeader") == [(0, 22), (24, 30)]
-    assert simple_sentences("   ") == []
 
 
 def test_custom_segmenter_and_tokenizer(small_round):

@@ -2,7 +2,13 @@
 
 import pytest
 
-from hiericd_core.segment import Segmenter, SegmenterConfig, installed_scispacy_model, resolve_backend
+from hiericd_core.segment import (
+    Segmenter,
+    SegmenterConfig,
+    installed_scispacy_model,
+    resolve_backend,
+    rule_sentences,
+)
 
 REPORT = (
     "SPECIMEN: Left breast, core biopsy.\n"
@@ -64,3 +70,13 @@ def test_empty_and_blank_texts():
     assert seg.segment("\n \n") == []
     only = seg.segment("  Tumor  ")
     assert [(s.start, s.end, s.text) for s in only] == [(2, 7, "Tumor")]
+
+
+def test_rule_sentences_are_the_rule_backend_without_tokens():
+    text = "Pt is s/p CABG. Dr. Smith saw approx. 3 lesions, e.g. Nodules vs. Cysts. See Fig. 2.\nplan: rest"
+    spans = rule_sentences(text)
+    assert [text[s:e] for s, e in spans] == [
+        "Pt is s/p CABG.", "Dr. Smith saw approx. 3 lesions, e.g. Nodules vs. Cysts.", "See Fig. 2.", "plan: rest"]
+    assert spans == [(s.start, s.end) for s in Segmenter(SegmenterConfig(backend="rule")).segment(text)]
+    assert rule_sentences("no capital. after this\n\nHeader") == [(0, 22), (24, 30)]
+    assert rule_sentences("   ") == []
