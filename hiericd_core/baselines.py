@@ -1,0 +1,445 @@
+"""Report-level baselines the hierarchical model is compared with.
+
+* **Binary relevance** (:class:`BinaryRelevance`): TF-IDF word 1–3-grams of
+  the whole report (by default with the reason for visit in front, the
+  same input the model gets), one logistic regression or linear SVM per
+  label-space code. A code is predicted when its probability is ≥
+  ``lr_threshold`` (LR) or its margin is ≥ 0 (SVM). A report with no code
+  over the cut gets its single best-scoring code: nearly every report is
+  coded (all of CodiEsp, 99% of the synthetic reports), so an empty answer
+  is almost always wrong, and this is what ``scripts/calibrate_synth.py``
+  does, so its calibrated figures carry over.
+* **Phrase dictionary** (:class:`PhraseDictionary`): every coder phrase of
+  the training reports maps to its most frequent code (ties: the code that
+  sorts first). A report gets the codes of the known phrases found in it.
+  Phrases and texts are compared as lower-cased tokens (runs of word
+  characters, and each other non-space character alone), so matching is
+  whole-word and case-insensitive, and ``"polyp, mild"`` matches
+  ``"polyp , mild"``. A scan keeps, at each position, the longest known
+  phrase, then goes on after it (leftmost-longest, as Aho–Corasick does), so
+  ``"carcinoma"`` inside a matched ``"invasive ductal carcinoma"`` is not
+  counted again. It is not limited to the label space: the natural back-off
+  for the long tail. A discontinuous phrase is its fragments joined by one
+  space (the brat convention), so it is found only where that text occurs.
+* **Majority code**: the most frequent training code for every report, a floor.
+
+Every baseline is scored end to end with
+:func:`hiericd_core.evaluate.end_to_end_scores` against the full gold code
+sets. :func:`run_baselines` uses a data set's splits and label space;
+:func:`run_baselines_merged` follows a fixed train/eval protocol (CodiEsp:
+train on ``train``, evaluate on ``dev``) straight from merged rounds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from hiericd_core.evaluate import as_dict, end_to_end_scores
+
+Kind = Literal["lr", "svm"]
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_END = ""  # trie key of a complete phrase: no token is empty
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Hyper-parameters of the baselines; saved with every model."""
+
+    ngram_range: tuple[int, int] = (1, 3)
+    min_df: int = 2
+    max_df: float = 0.5
+    max_features: int | None = 300_000
+    sublinear_tf: bool = True
+    lr_c: float = 4.0
+    lr_max_iter: int = 300
+    lr_threshold: float = 0.5  # on the predicted probability
+    svm_c: float = 1.0
+    svm_max_iter: int = 5000
+    class_weight: str | None = None  # "balanced" raises rare codes' scores (both LR and SVM)
+    n_jobs: int = 2
+    reason_for_visit: bool = True  # put the reason for visit in front of the report text
+    phrase_min_count: int = 1  # a phrase must occur this often in training to enter the dictionary
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> BaselineConfig:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        if "ngram_range" in values:
+            values["ngram_range"] = tuple(values["ngram_range"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Reports with their full gold codes, and the coders' phrases in them (``(phrase, code)``)."""
+
+    report_ids: tuple[str, ...]
+    texts: tuple[str, ...]
+    reasons_for_visit: tuple[str, ...]
+    codes: tuple[frozenset[str], ...]
+    phrases: tuple[tuple[str, str], ...] = field(default=())
+
+    def gold(self) -> dict[str, set[str]]:
+        return {rid: set(c) for rid, c in zip(self.report_ids, self.codes, strict=True)}
+
+    def inputs(self, reason_for_visit: bool) -> list[str]:
+        """What the report-level classifiers read."""
+        if not reason_for_visit:
+            return list(self.texts)
+        return [f"{r}\n{t}" if r else t for r, t in zip(self.reasons_for_visit, self.texts, strict=True)]
+
+
+# ---------------------------------------------------------------- binary relevance
+
+
+@dataclass
+class BinaryRelevance:
+    """TF-IDF + one linear classifier per code (see the module docstring)."""
+
+    kind: Kind
+    labels: list[str]
+    config: BaselineConfig
+    vectorizer: object  # sklearn TfidfVectorizer
+    classifier: object  # sklearn OneVsRestClassifier
+
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Per-code scores, ``(reports, labels)``: probabilities (LR) or margins (SVM)."""
+        x = self.vectorizer.transform(list(texts))
+        if self.kind == "lr":
+            proba = self.classifier.predict_proba(x)
+            # one label makes OneVsRest a binary classifier: (P(absent), P(present)) per report
+            return proba[:, 1:] if len(self.labels) == 1 else proba
+        return self.classifier.decision_function(x).reshape(x.shape[0], len(self.labels))
+
+    def predict(self, texts: Sequence[str]) -> list[set[str]]:
+        """Codes over the cut per report; a report with none gets its best-scoring code."""
+        if not texts:
+            return []
+        scores = self.scores(texts)
+        chosen = scores >= (self.config.lr_threshold if self.kind == "lr" else 0.0)
+        empty = ~chosen.any(axis=1)
+        chosen[empty, scores[empty].argmax(axis=1)] = True
+        labels = np.array(self.labels)
+        return [set(labels[row].tolist()) for row in chosen]
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``model.joblib`` (the sklearn objects) and ``baseline.json`` (kind, labels, config)."""
+        import joblib
+        import sklearn
+
+        from hiericd_core.files import atomic_write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        joblib.dump({"vectorizer": self.vectorizer, "classifier": self.classifier}, folder / "model.joblib")
+        atomic_write_json(folder / "baseline.json", {
+            "baseline": "binary-relevance", "kind": self.kind, "labels": self.labels,
+            "config": asdict(self.config), "sklearn": sklearn.__version__})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> BinaryRelevance:
+        """Load a folder written by :meth:`save` (joblib unpickles: load only folders you wrote)."""
+        import joblib
+
+        folder = Path(folder)
+        meta = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
+        objects = joblib.load(folder / "model.joblib")
+        return cls(meta["kind"], list(meta["labels"]), BaselineConfig.from_dict(meta["config"]),
+                   objects["vectorizer"], objects["classifier"])
+
+
+def fit_binary_relevance(train_texts: Sequence[str], train_codes: Sequence[Iterable[str]],
+                         label_space: Iterable[str], kind: Kind = "lr",
+                         config: BaselineConfig | None = None) -> BinaryRelevance:
+    """Fit TF-IDF + one-vs-rest LR or linear SVM on the label-space codes of the training reports.
+
+    Codes outside ``label_space`` are ignored in training; label-space codes
+    no training report carries are left out (nothing to learn them from).
+
+    Raises:
+        ValueError: on an unknown ``kind``, or when no label-space code occurs in training.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer
+    from sklearn.svm import LinearSVC
+
+    config = config or BaselineConfig()
+    if kind not in ("lr", "svm"):
+        raise ValueError(f"unknown baseline kind {kind!r}: use 'lr' or 'svm'")
+    space = set(label_space)
+    targets = [sorted(set(codes) & space) for codes in train_codes]
+    labels = sorted({c for codes in targets for c in codes})
+    if not labels:
+        raise ValueError("no label-space code occurs in the training reports")
+    vectorizer = TfidfVectorizer(ngram_range=tuple(config.ngram_range), min_df=config.min_df, max_df=config.max_df,
+                                 max_features=config.max_features, sublinear_tf=config.sublinear_tf,
+                                 dtype=np.float64)
+    x = vectorizer.fit_transform(list(train_texts))
+    x.sort_indices()  # joblib hands the workers read-only copies; they must not sort
+    y = MultiLabelBinarizer(classes=labels).fit_transform(targets)
+    if kind == "lr":
+        estimator = LogisticRegression(C=config.lr_c, max_iter=config.lr_max_iter, class_weight=config.class_weight)
+    else:
+        estimator = LinearSVC(C=config.svm_c, max_iter=config.svm_max_iter, class_weight=config.class_weight)
+    classifier = OneVsRestClassifier(estimator, n_jobs=config.n_jobs).fit(x, y)
+    return BinaryRelevance(kind, labels, config, vectorizer, classifier)
+
+
+# ---------------------------------------------------------------- phrase dictionary
+
+
+def phrase_tokens(text: str) -> tuple[str, ...]:
+    """Lower-cased tokens as the dictionary compares them: word runs, and other characters one by one."""
+    return tuple(m.group().lower() for m in _TOKEN.finditer(text))
+
+
+@dataclass
+class PhraseDictionary:
+    """Known coder phrases (normalised, tokens joined by one space) -> ``(code, occurrences)``."""
+
+    entries: dict[str, tuple[str, int]]
+    _trie: dict | None = field(default=None, repr=False, compare=False)
+
+    def _root(self) -> dict:
+        if self._trie is None:
+            root: dict = {}
+            for phrase, (code, _) in self.entries.items():
+                node = root
+                for token in phrase.split(" "):
+                    node = node.setdefault(token, {})
+                node[_END] = (phrase, code)
+            self._trie = root
+        return self._trie
+
+    def find(self, text: str) -> list[tuple[int, int, str, str]]:
+        """Matches in ``text`` as ``(start, end, phrase, code)``, leftmost-longest, not overlapping."""
+        matches = list(_TOKEN.finditer(text))
+        tokens = [m.group().lower() for m in matches]
+        root, found, i = self._root(), [], 0
+        while i < len(tokens):
+            node, j, best = root, i, None
+            while j < len(tokens) and tokens[j] in node:
+                node = node[tokens[j]]
+                j += 1
+                if _END in node:
+                    best = (j, node[_END])
+            if best is None:
+                i += 1
+                continue
+            end, (phrase, code) = best
+            found.append((matches[i].start(), matches[end - 1].end(), phrase, code))
+            i = end
+        return found
+
+    def predict(self, texts: Sequence[str]) -> list[set[str]]:
+        """The codes of the known phrases found in each text."""
+        return [{code for *_, code in self.find(t)} for t in texts]
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``phrases.json``: one ``[phrase, code, occurrences]`` per phrase."""
+        from hiericd_core.files import atomic_write_json
+
+        folder = Path(folder)
+        rows = [[p, c, n] for p, (c, n) in sorted(self.entries.items())]
+        atomic_write_json(folder / "phrases.json", {"baseline": "phrase-dictionary", "phrases": rows})
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> PhraseDictionary:
+        data = json.loads((Path(folder) / "phrases.json").read_text(encoding="utf-8"))
+        return cls({p: (c, int(n)) for p, c, n in data["phrases"]})
+
+
+def fit_phrase_dictionary(phrases: Iterable[tuple[str, str]], min_count: int = 1) -> PhraseDictionary:
+    """Map every phrase seen ≥ ``min_count`` times to its most frequent code (ties: first in sort order).
+
+    ``occurrences`` counts the phrase under its chosen code. Phrases without a
+    word character (punctuation only) are skipped.
+    """
+    votes: dict[str, Counter[str]] = {}
+    for text, code in phrases:
+        tokens = phrase_tokens(text)
+        if not any(t[0].isalnum() or t[0] == "_" for t in tokens):
+            continue
+        votes.setdefault(" ".join(tokens), Counter())[code] += 1
+    entries = {}
+    for phrase, counter in votes.items():
+        if sum(counter.values()) < min_count:
+            continue
+        code, n = min(counter.items(), key=lambda item: (-item[1], item[0]))
+        entries[phrase] = (code, n)
+    return PhraseDictionary(entries)
+
+
+@dataclass(frozen=True)
+class MajorityCode:
+    """Predicts the most frequent training code (ties: first in sort order) for every report."""
+
+    code: str
+
+    @classmethod
+    def fit(cls, train_codes: Iterable[Iterable[str]]) -> MajorityCode:
+        counts = Counter(c for codes in train_codes for c in set(codes))
+        if not counts:
+            raise ValueError("no training report has a code")
+        return cls(min(counts.items(), key=lambda item: (-item[1], item[0]))[0])
+
+    def predict(self, texts: Sequence[str]) -> list[set[str]]:
+        return [{self.code} for _ in texts]
+
+
+# ---------------------------------------------------------------- corpora
+
+
+def phrases_from_sentences(tokens: Iterable[Sequence[str]], masks: Iterable[Sequence[int]],
+                           codes: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
+    """``(phrase, code)`` of the single-code focus sentences: the masked tokens joined by spaces.
+
+    A sentence with several codes is skipped: its mask cannot be split by code.
+    """
+    out = []
+    for toks, mask, sentence_codes in zip(tokens, masks, codes, strict=True):
+        if len(sentence_codes) == 1:
+            phrase = " ".join(t for t, m in zip(toks, mask, strict=True) if m)
+            if phrase:
+                out.append((phrase, sentence_codes[0]))
+    return out
+
+
+def load_corpus(dataset_dir: str | Path, split: str) -> Corpus:
+    """The reports of ``split`` of a data set folder, with phrases from its sentence masks."""
+    import pyarrow.parquet as pq
+
+    folder = Path(dataset_dir)
+    reports = pq.read_table(folder / "reports.parquet", filters=[("split", "=", split)],
+                            columns=["report_id", "text", "reason_for_visit", "codes"]).to_pydict()
+    sentences = pq.read_table(folder / "sentences.parquet", filters=[("split", "=", split), ("is_focus", "=", True)],
+                              columns=["tokens", "attention_mask", "codes"]).to_pydict()
+    phrases = phrases_from_sentences(sentences["tokens"], sentences["attention_mask"], sentences["codes"])
+    return Corpus(tuple(reports["report_id"]), tuple(reports["text"]),
+                  tuple(r or "" for r in reports["reason_for_visit"]),
+                  tuple(frozenset(c) for c in reports["codes"]), tuple(phrases))
+
+
+def corpus_from_merged(merged_dirs: Sequence[str | Path], report_ids: Iterable[str] | None = None) -> Corpus:
+    """Reports of merged rounds (last adjudicated version wins), phrases from their final annotations.
+
+    Args:
+        merged_dirs: merged round folders, in the order the data-set builder takes them.
+        report_ids: keep only these reports (e.g. a data set's training split).
+    """
+    from hiericd_core.datasets import collect
+    from hiericd_core.merge import covered_text
+
+    chosen, *_ = collect([Path(p) for p in merged_dirs])
+    keep = sorted(chosen) if report_ids is None else sorted(set(report_ids) & set(chosen))
+    reports = [chosen[rid] for rid in keep]
+    phrases = tuple((covered_text(r.text, fragments), code) for r in reports for code, fragments in r.annotations)
+    return Corpus(tuple(keep), tuple(r.text for r in reports), tuple(r.reason_for_visit for r in reports),
+                  tuple(frozenset(code for code, _ in r.annotations) for r in reports), phrases)
+
+
+def report_label_space(corpus: Corpus, min_count: int) -> list[str]:
+    """Codes carried by at least ``min_count`` reports of ``corpus``."""
+    counts = Counter(c for codes in corpus.codes for c in codes)
+    return sorted(c for c, n in counts.items() if n >= min_count)
+
+
+# ---------------------------------------------------------------- running
+
+
+BASELINES = ("lr", "svm", "phrase_dictionary", "majority")
+
+
+def fit_baseline(name: str, train: Corpus, label_space: Iterable[str], config: BaselineConfig | None = None):
+    """Fit one baseline of :data:`BASELINES` on ``train``."""
+    config = config or BaselineConfig()
+    if name in ("lr", "svm"):
+        return fit_binary_relevance(train.inputs(config.reason_for_visit), train.codes, label_space, name, config)
+    if name == "phrase_dictionary":
+        return fit_phrase_dictionary(train.phrases, config.phrase_min_count)
+    if name == "majority":
+        return MajorityCode.fit(train.codes)
+    raise ValueError(f"unknown baseline {name!r}: use one of {', '.join(BASELINES)}")
+
+
+def score_baseline(model, corpus: Corpus, label_space: Iterable[str] | None = None,
+                   config: BaselineConfig | None = None) -> dict:
+    """Predict ``corpus`` with ``model``: ``{"predictions": {report_id: codes}, "metrics", "predict_seconds"}``."""
+    config = config or BaselineConfig()
+    started = time.perf_counter()
+    texts = corpus.inputs(config.reason_for_visit) if isinstance(model, BinaryRelevance) else list(corpus.texts)
+    predicted = dict(zip(corpus.report_ids, model.predict(texts), strict=True))
+    seconds = round(time.perf_counter() - started, 3)
+    return {"predictions": predicted, "metrics": as_dict(end_to_end_scores(corpus.gold(), predicted, label_space)),
+            "predict_seconds": seconds}
+
+
+def compare_baselines(train: Corpus, test: Corpus, label_space: Sequence[str], config: BaselineConfig | None = None,
+                      out: str | Path | None = None, names: Sequence[str] = BASELINES) -> dict[str, dict]:
+    """Fit each baseline on ``train`` and score it on ``test`` (see :func:`score_baseline`; adds ``fit_seconds``).
+
+    With ``out``, each fitted model that can be saved goes to ``out/<name>/``.
+    """
+    config = config or BaselineConfig()
+    results = {}
+    for name in names:
+        started = time.perf_counter()
+        model = fit_baseline(name, train, label_space, config)
+        fit_seconds = round(time.perf_counter() - started, 3)
+        if out is not None and hasattr(model, "save"):
+            model.save(Path(out) / name)
+        results[name] = {**score_baseline(model, test, label_space, config), "fit_seconds": fit_seconds}
+    return results
+
+
+def run_baselines(dataset_dir: str | Path, split: str = "test", config: BaselineConfig | None = None, *,
+                  merged_dirs: Sequence[str | Path] | None = None, out: str | Path | None = None
+                  ) -> dict[str, dict]:
+    """Fit the baselines on a data set's training split and score them end to end on ``split``.
+
+    Args:
+        dataset_dir: a folder written by :func:`hiericd_core.datasets.write_dataset`.
+        split: ``dev`` or ``test``.
+        merged_dirs: when given, the dictionary's phrases come from these
+            merged rounds' final annotations of the training reports instead
+            of the sentence masks (which skip multi-code sentences).
+        out: when given, each fitted model is saved in ``out/<name>/``.
+
+    Returns:
+        name (:data:`BASELINES`) -> ``{"predictions": {report_id: codes}, "metrics": end-to-end
+        scores as a dict, "fit_seconds", "predict_seconds"}``.
+    """
+    config = config or BaselineConfig()
+    folder = Path(dataset_dir)
+    if not (folder / "label_space.json").is_file():
+        raise FileNotFoundError(f"{folder}: no label_space.json; give a folder made by `hiericd datasets`")
+    label_space = json.loads((folder / "label_space.json").read_text(encoding="utf-8"))["codes"]
+    train = load_corpus(folder, "train")
+    if merged_dirs is not None:
+        train = replace(train, phrases=corpus_from_merged(merged_dirs, train.report_ids).phrases)
+    return compare_baselines(train, load_corpus(folder, split), label_space, config, out)
+
+
+def run_baselines_merged(train_dirs: Sequence[str | Path], eval_dirs: Sequence[str | Path], min_count: int = 2,
+                         config: BaselineConfig | None = None, out: str | Path | None = None) -> dict[str, dict]:
+    """Fit on the reports of ``train_dirs`` and score on those of ``eval_dirs`` (merged rounds).
+
+    The label space is the codes of at least ``min_count`` training reports.
+    For CodiEsp, the paper's protocol: train on ``train``, evaluate on ``dev``.
+    """
+    config = config or BaselineConfig()
+    train, test = corpus_from_merged(train_dirs), corpus_from_merged(eval_dirs)
+    return compare_baselines(train, test, report_label_space(train, min_count), config, out)
