@@ -271,6 +271,70 @@ def report(
                       f"{info['warnings']} warning(s)", highlight=False)
 
 
+@app.command()
+@user_errors
+def train(
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="data set folder (hiericd datasets)")],
+    out: Annotated[Path, typer.Option("--out", help="model folder to write")],
+    config: Annotated[Path | None, typer.Option(help="TOML file with training settings (TrainConfig)")] = None,
+):
+    """Train the sentence tagger and the phrase-attention ICD classifier."""
+    from hiericd_core import pipeline
+    from hiericd_core.train import TrainError
+
+    if not (dataset / "manifest.json").is_file():
+        raise UserError(f"{dataset}: not a data set folder (no manifest.json); build one with hiericd datasets")
+    try:
+        info = pipeline.train(dataset, out, config, progress=sys.stderr.isatty())
+    except TrainError as exc:
+        raise UserError(str(exc)) from exc
+    metrics = info["metrics"]
+    console.print(f"model → {out} (variant {metrics['variant']}, requested {metrics['variant_requested']})",
+                  highlight=False)
+    for stage in ("tagger", "classifier"):
+        result = metrics[stage]
+        console.print(f"{stage}: best dev {json.dumps(result['best_dev'], sort_keys=True)} at epoch "
+                      f"{result['best_epoch']} ({result['stopped']})", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def predict(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="model folder (hiericd train)")],
+    input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="folder of .txt reports (+ metadata.csv)")],
+    out: Annotated[Path, typer.Option("--out", help="predictions.tsv (report_id<TAB>code)")],
+    evidence: Annotated[Path | None, typer.Option(help="evidence JSON lines (codes, sentences, tokens)")] = None,
+):
+    """Code a folder of reports; one report_id<TAB>code line per predicted code."""
+    from hiericd_core.infer import Predictor
+
+    if not input_dir.is_dir():
+        raise UserError(f"{input_dir}: no such folder")
+    summary = Predictor.load(model).predict_folder(input_dir, out, evidence)
+    console.print(f"{summary['coded']} report(s) coded, {summary['codes']} code(s) → {out}", highlight=False)
+    for problem in summary["problems"]:
+        err.print(f"[yellow]skipped[/] {problem['file']}: {problem['problem']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="model folder")],
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="data set folder")],
+    split: Annotated[str, typer.Option(help="dev or test")] = "test",
+    baselines: Annotated[bool, typer.Option(help="fit and score the baselines side by side")] = True,
+):
+    """Paper Tables 3-5 (tagger, classifier, end to end) and evidence plausibility, baselines side by side."""
+    from hiericd_core import pipeline
+
+    result = pipeline.evaluate_model(model, dataset, split, baselines=baselines)
+    console.print(f"tagger: {json.dumps(result['tagger'], sort_keys=True)}", highlight=False, soft_wrap=True)
+    console.print(f"classifier: {json.dumps(result['classifier'], sort_keys=True)}", highlight=False, soft_wrap=True)
+    console.print(f"evidence: {json.dumps(result['evidence'], sort_keys=True)}", highlight=False, soft_wrap=True)
+    print(result["table"])
+    console.print(f"written: {model / f'evaluation-{split}.json'}", highlight=False)
+
+
 def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 

@@ -122,3 +122,62 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
     report = check_dataset(folder, folder / "data_docs")
     return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json"),
             "data_docs": str(report.docs_index) if report.docs_index else None}
+
+
+def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
+          progress: bool = False) -> dict:
+    """Train tagger and classifier on a data set; returns ``{"model", "metrics"}``."""
+    from hiericd_core.train import TrainConfig, train_model
+
+    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    metrics = train_model(dataset_dir, out_dir, config, progress=progress)
+    return {"model": str(out_dir), "metrics": metrics}
+
+
+def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", *,
+                   baselines: bool = True) -> dict:
+    """The paper's Tables 3–5 (and evidence plausibility) for a model, baselines side by side.
+
+    Writes ``evaluation-<split>.json`` and ``evaluation-<split>.md`` into the model folder.
+
+    Returns:
+        ``{"split", "variant", "tagger", "classifier", "end_to_end": {system: scores}, "evidence", "table"}``.
+    """
+    import numpy as np
+
+    from hiericd_core.evaluate import (
+        as_dict,
+        classifier_scores,
+        compare,
+        end_to_end_scores,
+        evidence_scores,
+        markdown_table,
+        tagger_scores,
+    )
+    from hiericd_core.files import atomic_write_text
+    from hiericd_core.infer import predict_dataset
+
+    predictions = predict_dataset(model_dir, dataset_dir, split)
+    rows = predictions.classifier_rows
+    systems = {f"hiericd ({predictions.variant})": predictions.codes}
+    if baselines:
+        from hiericd_core.baselines import run_baselines
+
+        for name, result in run_baselines(dataset_dir, split).items():
+            systems[name] = result["predictions"]
+    label_space = predictions.labels
+    result = {
+        "split": split,
+        "variant": predictions.variant,
+        "tagger": as_dict(tagger_scores(predictions.sentences["is_focus"], predictions.sentences["predicted_focus"])),
+        "classifier": as_dict(classifier_scores(rows["code"], rows["predicted"], labels=label_space)),
+        "end_to_end": {name: as_dict(end_to_end_scores(predictions.gold, codes, label_space))
+                       for name, codes in systems.items()},
+        "evidence": as_dict(evidence_scores(
+            [(np.asarray(a), np.asarray(m)) for a, m in zip(rows["attention"], rows["attention_mask"], strict=True)])),
+    }
+    table = markdown_table(compare(systems, predictions.gold, label_space))
+    result["table"] = table
+    atomic_write_json(Path(model_dir) / f"evaluation-{split}.json", result)
+    atomic_write_text(Path(model_dir) / f"evaluation-{split}.md", table + "\n")
+    return result

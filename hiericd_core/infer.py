@@ -1,0 +1,354 @@
+"""Coding reports with a trained model folder: report → sentences → tagger → classifier → codes.
+
+The tagger marks each sentence whose focus probability is at least 0.5 (when
+none is, the most probable one); the classifier codes every marked sentence;
+the report's codes are the union, each with the sentence and the attention's
+heaviest tokens as evidence (offsets into the report text). Both models run in
+batches: the tagger over reports, the classifier over all marked sentences of
+a call at once.
+
+Input problems never raise: a report with no text, or a file that cannot be
+read, gets a message in ``problems`` and the rest goes on.
+
+``predictions.tsv`` is CodiEsp's format: ``report_id<TAB>code`` lines,
+sorted, no header. ``evidence.jsonl`` holds one :meth:`ReportPrediction.to_json`
+object per report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from hiericd_core.segment import Sentence, Token
+
+FOCUS_THRESHOLD = 0.5
+
+
+class EvidenceToken(NamedTuple):
+    token: str
+    weight: float
+    start: int  # offsets into the report text, end exclusive
+    end: int
+
+
+@dataclass
+class CodePrediction:
+    code: str
+    probability: float
+    sentence_idx: int
+    sentence_start: int
+    sentence_end: int
+    sentence_text: str
+    top_tokens: list[EvidenceToken]  # heaviest attention first
+
+
+@dataclass
+class ReportPrediction:
+    report_id: str
+    codes: list[CodePrediction] = field(default_factory=list)  # most probable first
+    focus_sentences: list[int] = field(default_factory=list)
+    n_sentences: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """A plain dict for ``evidence.jsonl`` (``top_tokens`` as ``[token, weight, start, end]`` lists)."""
+        return asdict(self)
+
+
+@dataclass
+class _Doc:
+    report_id: str
+    sentences: list[Sentence]
+    r4v_tokens: list[str]
+
+
+def _backend(segmenter: str | None) -> str:
+    """The segmenter backend a data set recorded (e.g. ``pysbd:en+...``), so inference tokenises alike."""
+    name = (segmenter or "auto").split(":")[0]
+    return name if name in ("scispacy", "pysbd", "rule") else "auto"
+
+
+class Predictor:
+    """A loaded model folder; see :meth:`load`."""
+
+    def __init__(self, tagger, classifier, vocab, labels: list[str], variant: str, max_tokens: int,
+                 language: str = "en", segmenter: str | None = None, top_k: int = 5, threads: int | None = None):
+        self.tagger, self.classifier, self.vocab = tagger, classifier, vocab
+        self.labels, self.variant, self.max_tokens = labels, variant, max_tokens
+        self.language, self.segmenter_name, self.top_k = language, segmenter, top_k
+        self.threads = threads  # torch threads while predicting; None leaves torch's setting
+        self._segmenter = None
+
+    @classmethod
+    def load(cls, model_dir: str | Path, top_k: int = 5, threads: int | None = None) -> Predictor:
+        """Load ``tagger.pt``, ``classifier.pt`` and ``vocab.json`` from a model folder.
+
+        ``top_k`` evidence tokens are kept per code; ``threads`` sets torch's
+        threads while predicting (None: as they are).
+
+        Raises:
+            FileNotFoundError: a file of the model folder is missing (the message says which).
+        """
+        from hiericd_core.embeddings import Vocabulary
+        from hiericd_core.models import load_checkpoint
+
+        model_dir = Path(model_dir)
+        for name in ("tagger.pt", "classifier.pt", "vocab.json"):
+            if not (model_dir / name).is_file():
+                raise FileNotFoundError(f"{model_dir}: no {name}; is this a model folder written by `train_model`?")
+        tagger, _ = load_checkpoint(model_dir / "tagger.pt")
+        classifier, checkpoint = load_checkpoint(model_dir / "classifier.pt")
+        return cls(tagger, classifier, Vocabulary.load(model_dir / "vocab.json"), list(checkpoint["labels"]),
+                   checkpoint["variant"], int(checkpoint["max_tokens"]), checkpoint.get("language") or "en",
+                   checkpoint.get("segmenter"), top_k, threads)
+
+    # ------------------------------------------------------------ the two models
+
+    def focus_probabilities(self, docs: Sequence[_Doc], batch_size: int = 64) -> list[np.ndarray]:
+        """Per document, the focus probability of each sentence."""
+        import torch
+
+        from hiericd_core.models import torch_threads
+        from hiericd_core.models.tagger import batch_reports
+
+        out: list[np.ndarray] = []
+        with torch.no_grad(), torch_threads(self.threads):
+            for i in range(0, len(docs), batch_size):
+                chunk = docs[i: i + batch_size]
+                b = batch_reports([[self.vocab.encode([t.text for t in s.tokens], self.max_tokens) or [0]
+                                    for s in d.sentences] for d in chunk],
+                                  [self.vocab.encode(d.r4v_tokens, self.max_tokens) for d in chunk])
+                log_probs = self.tagger(self.tagger.features(b["sentences"], b["r4v"]), b["n_sentences"])
+                p = log_probs[..., 1].exp().numpy()  # (B, S)
+                out += [p[j, : len(d.sentences)].copy() for j, d in enumerate(chunk)]
+        return out
+
+    def classify(self, tokens: Sequence[Sequence[str]], r4v: Sequence[Sequence[str]], batch_size: int = 64
+                 ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Code probabilities ``(n, n_labels)`` and attention weights (over each sentence's kept tokens)."""
+        import torch
+
+        from hiericd_core.models import torch_threads
+        from hiericd_core.models.classifier import batch_sentences
+
+        probs, alphas = [], []
+        with torch.no_grad(), torch_threads(self.threads):
+            for i in range(0, len(tokens), batch_size):
+                ids = [self.vocab.encode(t, self.max_tokens) or [0] for t in tokens[i: i + batch_size]]
+                reasons = [self.vocab.encode(r, self.max_tokens) for r in r4v[i: i + batch_size]]
+                b = batch_sentences(ids, reasons)
+                logits, alpha = self.classifier(b["tokens"], b["lengths"], b["r4v"], b["r4v_lengths"])
+                probs.append(torch.softmax(logits, -1).numpy())
+                alphas += [alpha[j, : len(x)].numpy().copy() for j, x in enumerate(ids)]
+        n_labels = len(self.labels)
+        return (np.concatenate(probs) if probs else np.zeros((0, n_labels), dtype=np.float32)), alphas
+
+    def _code(self, docs: Sequence[_Doc], batch_size: int) -> tuple[list[ReportPrediction], list[np.ndarray]]:
+        focus_p = self.focus_probabilities(docs, batch_size)
+        picked: list[tuple[int, int]] = []  # (doc, sentence)
+        results = []
+        for d, (doc, p) in enumerate(zip(docs, focus_p, strict=True)):
+            chosen = [int(i) for i in np.flatnonzero(p >= FOCUS_THRESHOLD)] or [int(np.argmax(p))]
+            picked += [(d, i) for i in chosen]
+            results.append(ReportPrediction(doc.report_id, focus_sentences=chosen, n_sentences=len(doc.sentences)))
+        probs, alphas = self.classify([[t.text for t in docs[d].sentences[i].tokens] for d, i in picked],
+                                      [docs[d].r4v_tokens for d, _ in picked], batch_size)
+        best: list[dict[str, CodePrediction]] = [{} for _ in docs]
+        for (d, i), p, alpha in zip(picked, probs, alphas, strict=True):
+            k = int(np.argmax(p))
+            code, sentence = self.labels[k], docs[d].sentences[i]
+            if code in best[d] and best[d][code].probability >= float(p[k]):
+                continue  # the same code from a likelier sentence is already the evidence
+            order = np.argsort(-alpha, kind="stable")[: self.top_k]
+            evidence = [EvidenceToken(sentence.tokens[j].text, float(alpha[j]), sentence.tokens[j].start,
+                                      sentence.tokens[j].end) for j in order.tolist() if j < len(sentence.tokens)]
+            best[d][code] = CodePrediction(code, float(p[k]), i, sentence.start, sentence.end, sentence.text,
+                                           evidence)
+        for result, codes in zip(results, best, strict=True):
+            result.codes = sorted(codes.values(), key=lambda c: (-c.probability, c.code))
+        return results, focus_p
+
+    # ------------------------------------------------------------ raw reports
+
+    def segmenter(self):
+        if self._segmenter is None:
+            from hiericd_core.segment import Segmenter, SegmenterConfig
+
+            self._segmenter = Segmenter(SegmenterConfig(language=self.language,
+                                                        backend=_backend(self.segmenter_name)))
+        return self._segmenter
+
+    def predict(self, reports: Sequence[dict], batch_size: int = 64) -> list[ReportPrediction]:
+        """Code reports given as ``{"report_id", "text", "reason_for_visit"?}`` dicts, in order.
+
+        A report without text (missing, not a string, or blank) gets a problem
+        message and no codes; one without ``report_id`` is called ``report-<n>``
+        (its position, from 1).
+        """
+        out: list[ReportPrediction | None] = []
+        docs, where = [], []
+        for n, report in enumerate(reports):
+            if not isinstance(report, dict):
+                out.append(ReportPrediction(f"report-{n + 1}", problems=["not a report: pass a dict with "
+                                                                         "report_id, text, reason_for_visit"]))
+                continue
+            rid = str(report.get("report_id") or f"report-{n + 1}")
+            text, reason = report.get("text"), report.get("reason_for_visit") or ""
+            problem = None
+            if not isinstance(text, str):
+                problem = "no text given: pass the report's text as a string"
+            elif not text.strip():
+                problem = "empty text: nothing to code"
+            if problem:
+                out.append(ReportPrediction(rid, problems=[problem]))
+                continue
+            sentences = self.segmenter().segment(text)
+            if not any(s.tokens for s in sentences):
+                out.append(ReportPrediction(rid, problems=["no words in the text: nothing to code"]))
+                continue
+            r4v = [t.text for s in self.segmenter().segment(str(reason)) for t in s.tokens] if reason else []
+            docs.append(_Doc(rid, sentences, r4v))
+            where.append(len(out))
+            out.append(None)
+        coded, _ = self._code(docs, batch_size) if docs else ([], [])
+        for i, result in zip(where, coded, strict=True):
+            out[i] = result
+        return [r for r in out if r is not None]
+
+    def predict_folder(self, input_dir: str | Path, out_tsv: str | Path, evidence_jsonl: str | Path | None = None,
+                       batch_size: int = 64) -> dict:
+        """Code every ``*.txt`` of a folder (``.ann`` files are ignored) and write the predictions.
+
+        ``metadata.csv`` (columns ``report_id, reason_for_visit``), when present,
+        gives the reasons for visit. A file that cannot be read as UTF-8, or is
+        empty, is reported and skipped.
+
+        Returns:
+            ``{"files", "coded", "codes", "problems": [{"file", "problem"}], "predictions", "evidence"}``.
+        """
+        from hiericd_core.files import atomic_write_text
+
+        input_dir = Path(input_dir)
+        problems: list[dict] = []
+        reasons = _read_reasons(input_dir / "metadata.csv", problems)
+        reports, files = [], {}
+        paths = sorted(input_dir.glob("*.txt"))
+        for path in paths:
+            files[path.stem] = path.name
+            try:
+                text = path.read_bytes().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                problems.append({"file": path.name, "problem": f"not UTF-8 text (byte {exc.start}); "
+                                                                "save the file as UTF-8"})
+                continue
+            except OSError as exc:
+                problems.append({"file": path.name, "problem": f"cannot read the file ({exc.strerror})"})
+                continue
+            reports.append({"report_id": path.stem, "text": text, "reason_for_visit": reasons.get(path.stem, "")})
+        results = self.predict(reports, batch_size)
+        problems += [{"file": files[r.report_id], "problem": p} for r in results for p in r.problems]
+        lines = sorted({f"{r.report_id}\t{c.code}" for r in results for c in r.codes})
+        atomic_write_text(out_tsv, "".join(line + "\n" for line in lines))
+        if evidence_jsonl is not None:
+            atomic_write_text(evidence_jsonl, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
+                                                      for r in results))
+        return {"files": len(paths), "coded": sum(1 for r in results if not r.problems), "codes": len(lines),
+                "problems": sorted(problems, key=lambda p: p["file"]), "predictions": str(out_tsv),
+                "evidence": str(evidence_jsonl) if evidence_jsonl is not None else None}
+
+
+def _read_reasons(path: Path, problems: list[dict]) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        problems.append({"file": path.name, "problem": f"cannot read it ({exc}); reasons for visit left out"})
+        return {}
+    if rows and not {"report_id", "reason_for_visit"} <= set(rows[0]):
+        problems.append({"file": path.name, "problem": "needs columns report_id and reason_for_visit; "
+                                                       "reasons for visit left out"})
+        return {}
+    return {row["report_id"]: row["reason_for_visit"] or "" for row in rows}
+
+
+# ---------------------------------------------------------------- a data set split
+
+
+@dataclass
+class DatasetPredictions:
+    """What the evaluation needs from one split of a data set.
+
+    * ``codes`` / ``gold`` — report id → predicted / true code set (paper Table 5);
+    * ``sentences`` — columns ``report_id, sentence_idx, focus_probability,
+      predicted_focus, is_focus`` (Table 3);
+    * ``classifier_rows`` — the classifier on the coders' focus sentences:
+      columns ``report_id, sentence_idx, code, predicted, probability,
+      attention, attention_mask`` (Table 4 and evidence; ``attention`` covers
+      every token of the sentence, 0 beyond the model's token cap).
+    """
+
+    codes: dict[str, set[str]]
+    gold: dict[str, set[str]]
+    sentences: dict[str, list]
+    classifier_rows: dict[str, list]
+    labels: list[str]
+    variant: str
+
+
+def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", batch_size: int = 64,
+                    threads: int | None = None) -> DatasetPredictions:
+    """Run the model on a data set split, on the data set's own sentences and tokens."""
+    import pyarrow.parquet as pq
+
+    predictor = Predictor.load(model_dir, threads=threads)
+    dataset_dir = Path(dataset_dir)
+    s = pq.read_table(dataset_dir / "sentences.parquet", filters=[("split", "=", split)], columns=[
+        "report_id", "sentence_idx", "start", "end", "text", "tokens", "token_starts", "token_ends", "is_focus",
+        "codes", "attention_mask", "classifier_row"]).to_pydict()
+    r = pq.read_table(dataset_dir / "reports.parquet", filters=[("split", "=", split)],
+                      columns=["report_id", "r4v_tokens", "codes"]).to_pydict()
+    r4v = dict(zip(r["report_id"], r["r4v_tokens"], strict=True))
+    order = sorted(range(len(s["report_id"])), key=lambda i: (s["report_id"][i], s["sentence_idx"][i]))
+    docs: dict[str, _Doc] = {}
+    for i in order:
+        rid = s["report_id"][i]
+        tokens = tuple(Token(t, a, b) for t, a, b in zip(s["tokens"][i], s["token_starts"][i], s["token_ends"][i],
+                                                         strict=True))
+        docs.setdefault(rid, _Doc(rid, [], list(r4v.get(rid) or []))).sentences.append(
+            Sentence(s["start"][i], s["end"][i], s["text"][i], tokens))
+    doc_list = list(docs.values())
+    coded, focus_p = predictor._code(doc_list, batch_size)
+    # docs hold the sentences in `order`, so the flattened per-document lists line up with it
+    predicted = [j in set(result.focus_sentences) for result, doc in zip(coded, doc_list, strict=True)
+                 for j in range(len(doc.sentences))]
+    sentences = {"report_id": [s["report_id"][i] for i in order],
+                 "sentence_idx": [s["sentence_idx"][i] for i in order],
+                 "focus_probability": [float(x) for p in focus_p for x in p], "predicted_focus": predicted,
+                 "is_focus": [bool(s["is_focus"][i]) for i in order]}
+    rows = [i for i in order if s["classifier_row"][i]]
+    probs, alphas = predictor.classify([s["tokens"][i] for i in rows], [r4v.get(s["report_id"][i]) or []
+                                                                         for i in rows], batch_size)
+    attention = []
+    for i, alpha in zip(rows, alphas, strict=True):
+        full = np.zeros(len(s["tokens"][i]), dtype=np.float64)
+        full[: len(alpha)] = alpha[: len(full)]
+        attention.append(full.tolist())
+    classifier_rows = {
+        "report_id": [s["report_id"][i] for i in rows], "sentence_idx": [s["sentence_idx"][i] for i in rows],
+        "code": [s["codes"][i][0] for i in rows], "predicted": [predictor.labels[int(k)] for k in probs.argmax(1)]
+        if len(rows) else [], "probability": [float(x) for x in probs.max(1)] if len(rows) else [],
+        "attention": attention, "attention_mask": [list(s["attention_mask"][i]) for i in rows],
+    }
+    codes = {rid: set() for rid in r["report_id"]}
+    codes.update({result.report_id: {c.code for c in result.codes} for result in coded})
+    gold = {rid: set(c) for rid, c in zip(r["report_id"], r["codes"], strict=True)}
+    return DatasetPredictions(codes, gold, sentences, classifier_rows, predictor.labels, predictor.variant)

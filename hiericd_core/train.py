@@ -1,0 +1,449 @@
+"""Training the paper's two models on a data set folder.
+
+:func:`train_model` learns word vectors (or reads the user's), trains the
+sentence tagger on every sentence of the training reports and the ICD
+classifier on the classifier rows, each with Adam and early stopping on the
+dev split's macro F1 (the best epoch's weights are kept), and writes a model
+folder:
+
+* ``tagger.pt``, ``classifier.pt`` — checkpoints with their configs (see
+  :mod:`hiericd_core.models`); the classifier's carries ``labels`` (the label
+  space in index order), ``variant`` (the one trained) and
+  ``variant_requested``;
+* ``vocab.json``, ``vectors.npy`` — see :mod:`hiericd_core.embeddings`;
+* ``train_config.json`` — the resolved :class:`TrainConfig`;
+* ``metrics.json`` — per-epoch history, best dev metrics, the variant used,
+  the data set's version and language. It holds no timings, so two runs with
+  the same seed write the same bytes; timings are in the returned dict.
+
+A data set without reasons for visit (CodiEsp) trains the ``*_r4v`` variants'
+counterparts without them, and the tagger without the reason's half of its
+features; ``metrics.json`` and the checkpoint say so.
+
+Runs are deterministic on CPU for a given seed: torch's deterministic
+algorithms, seeded shuffling and dropout, one-thread word2vec.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from hiericd_core.models.classifier import VARIANTS, without_r4v
+
+Callback = Callable[[str, int, dict], None]
+
+
+class TrainError(Exception):
+    """A data set or config that cannot be trained on (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of a training run; ``train_config.json`` holds the resolved one."""
+
+    seed: int = 13
+    threads: int = 2
+    # optimisation (both models)
+    lr: float = 1e-3
+    batch_size: int = 32  # reports for the tagger, sentences for the classifier
+    tagger_epochs: int = 100
+    classifier_epochs: int = 30
+    patience: int = 5  # epochs without a better dev macro F1 before stopping
+    # words
+    emb_dim: int = 100  # taken from the file when vectors_path is given
+    min_freq: int = 2
+    vectors_path: str | None = None  # a word2vec text/binary file; None: train word2vec on the training split
+    w2v_epochs: int = 5
+    w2v_window: int = 5
+    freeze_embeddings: bool = True
+    max_tokens: int = 64  # tokens kept per sentence and per reason for visit
+    # models
+    tagger_hidden: int = 256
+    tagger_bidirectional: bool = False
+    tagger_r4v: bool = True
+    variant: str = "supervised_r4v"
+    classifier_hidden: int = 256
+    attention_size: int = 128
+    lambda_att: float = 100.0
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise TrainError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        """Read the ``[train]`` table of a TOML file (or its top level when it has none).
+
+        A relative ``vectors_path`` is taken relative to the TOML file's folder.
+
+        Raises:
+            TrainError: unreadable TOML or an unknown key (the message names the file and key).
+        """
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise TrainError(f"{path}: cannot read the training config ({exc})") from exc
+        data = data.get("train", data)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TrainError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
+                             f"known ones are {', '.join(sorted(known))}")
+        if data.get("vectors_path") and not Path(data["vectors_path"]).is_absolute():
+            data["vectors_path"] = str(path.parent / data["vectors_path"])
+        return cls(**data)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass
+class _Report:
+    report_id: str
+    sentences: list[list[int]]  # token ids per sentence (capped)
+    r4v: list[int]
+    focus: list[int]  # 0/1 per sentence
+
+
+@dataclass
+class _Row:
+    tokens: list[int]
+    r4v: list[int]
+    label: int
+    mask: list[int]
+
+
+def read_dataset(dataset_dir: Path) -> tuple[dict, dict, dict, dict]:
+    """Read a data set folder: ``(sentences, reports, label_space, manifest)`` (tables as column dicts)."""
+    import pyarrow.parquet as pq
+
+    for name in ("manifest.json", "sentences.parquet", "reports.parquet", "label_space.json"):
+        if not (dataset_dir / name).is_file():
+            raise TrainError(f"{dataset_dir}: no {name}; build the data set with `hiericd datasets` first")
+    sentences = pq.read_table(dataset_dir / "sentences.parquet", columns=[
+        "report_id", "split", "sentence_idx", "tokens", "is_focus", "codes", "attention_mask", "classifier_row",
+    ]).to_pydict()
+    reports = pq.read_table(dataset_dir / "reports.parquet",
+                            columns=["report_id", "split", "r4v_tokens", "codes"]).to_pydict()
+    label_space = json.loads((dataset_dir / "label_space.json").read_text(encoding="utf-8"))
+    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
+    return sentences, reports, label_space, manifest
+
+
+def _encode(sentences: dict, reports: dict, vocab, labels: dict[str, int], use_r4v: bool, max_tokens: int
+            ) -> tuple[dict[str, list[_Report]], dict[str, list[_Row]]]:
+    """Tagger reports and classifier rows per split, in data set order."""
+    r4v = {rid: (vocab.encode(toks, max_tokens) if use_r4v else [])
+           for rid, toks in zip(reports["report_id"], reports["r4v_tokens"], strict=True)}
+    by_report: dict[str, _Report] = {}
+    split_of: dict[str, str] = {}
+    rows: dict[str, list[_Row]] = {"train": [], "dev": [], "test": []}
+    order = sorted(range(len(sentences["report_id"])),
+                   key=lambda i: (sentences["report_id"][i], sentences["sentence_idx"][i]))
+    for i in order:
+        rid = sentences["report_id"][i]
+        ids = vocab.encode(sentences["tokens"][i], max_tokens) or [0]  # a token-less sentence reads as <pad>
+        report = by_report.setdefault(rid, _Report(rid, [], r4v.get(rid, []), []))
+        split_of[rid] = sentences["split"][i]
+        report.sentences.append(ids)
+        report.focus.append(int(sentences["is_focus"][i]))
+        if sentences["classifier_row"][i]:
+            mask = list(sentences["attention_mask"][i])[: len(ids)]
+            rows[sentences["split"][i]].append(_Row(ids, report.r4v, labels[sentences["codes"][i][0]], mask))
+    tagged: dict[str, list[_Report]] = {"train": [], "dev": [], "test": []}
+    for rid, report in by_report.items():
+        tagged[split_of[rid]].append(report)
+    return tagged, rows
+
+
+def _batches(n: int, size: int, generator=None, lengths: list[int] | None = None) -> list[list[int]]:
+    """Index batches: in order without ``generator``; else shuffled, and with ``lengths`` bucketed.
+
+    Bucketing shuffles, sorts each pool of 50 batches' worth of items by
+    length, cuts it into batches and shuffles the batches: items of a batch
+    have similar lengths, so little of the padded LSTM's work is wasted
+    (an epoch runs about twice as fast), and the order still changes with
+    every epoch.
+    """
+    import torch
+
+    if generator is None:
+        return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+    order = torch.randperm(n, generator=generator).tolist()
+    if lengths is None:
+        return [order[i: i + size] for i in range(0, n, size)]
+    batches = []
+    pool = size * 50
+    for start in range(0, n, pool):
+        chunk = sorted(order[start: start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i: i + size] for i in range(0, len(chunk), size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _fit(stage: str, model, epochs: int, patience: int, train_epoch: Callable[[int], dict],
+         evaluate: Callable[[], dict], callback: Callback | None, progress: bool) -> dict:
+    """Run epochs until ``patience`` epochs bring no better dev macro F1; load the best weights back."""
+    from tqdm import tqdm
+
+    history: list[dict] = []
+    best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, {}
+    stopped = "max_epochs"
+    bar = tqdm(range(1, epochs + 1), desc=stage, unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        train = train_epoch(epoch)
+        model.eval()
+        dev = evaluate()
+        record = {"epoch": epoch, **train, "dev": dev}
+        history.append(record)
+        if callback is not None:
+            callback(stage, epoch, {**train, **{f"dev_{k}": v for k, v in dev.items()}})
+        if dev["macro_f1"] > best_f1:
+            best_f1, best_epoch, best_dev = dev["macro_f1"], epoch, dev
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(loss=f"{train['loss']:.4f}", dev_f1=f"{dev['macro_f1']:.4f}", best=best_epoch)
+        if epoch - best_epoch >= patience:
+            stopped = "patience"
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"history": history, "best_epoch": best_epoch, "best_dev": best_dev, "stopped": stopped}
+
+
+def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Report]], weights, callback,
+                  progress: bool, vectors):
+    import torch
+
+    from hiericd_core.evaluate import tagger_scores
+    from hiericd_core.models.tagger import IGNORE, SentenceTagger, batch_reports
+
+    torch.manual_seed(config.seed)
+    model = SentenceTagger(tagger_cfg, weights)
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.from_numpy(vectors))
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    train, dev = reports["train"], reports["dev"]
+    lengths = [len(r.sentences) for r in train]
+    cache: dict[str, list[torch.Tensor]] = {}
+
+    def features(items: list[_Report], split: str, index: list[int]):
+        """(features (B, S, F), n_sentences (B,)); frozen vectors make the features fixed, so they are cached."""
+        if not tagger_cfg.freeze_embeddings:
+            b = batch_reports([items[i].sentences for i in index], [items[i].r4v for i in index])
+            return model.features(b["sentences"], b["r4v"]), b["n_sentences"]
+        if split not in cache:
+            cache[split] = []
+            with torch.no_grad():
+                for chunk in _batches(len(items), 256, None):
+                    b = batch_reports([items[i].sentences for i in chunk], [items[i].r4v for i in chunk])
+                    f = model.features(b["sentences"], b["r4v"])  # (B, S, F)
+                    cache[split] += [f[j, : n] for j, n in enumerate(b["n_sentences"].tolist())]
+        rows = [cache[split][i] for i in index]
+        return (torch.nn.utils.rnn.pad_sequence(rows, batch_first=True),
+                torch.tensor([len(r) for r in rows], dtype=torch.long))
+
+    def train_epoch(epoch: int) -> dict:
+        total, n = 0.0, 0
+        for index in _batches(len(train), config.batch_size, generator, lengths):
+            feats, n_sent = features(train, "train", index)
+            labels = torch.full(feats.shape[:2], IGNORE, dtype=torch.long)  # (B, S)
+            for j, i in enumerate(index):
+                labels[j, : len(train[i].focus)] = torch.tensor(train[i].focus)
+            loss = model.loss(model(feats, n_sent), labels)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total, n = total + loss.item() * len(index), n + len(index)
+        return {"loss": total / max(n, 1)}
+
+    def evaluate() -> dict:
+        gold, pred = [], []
+        with torch.no_grad():
+            for index in _batches(len(dev), 256, None):
+                feats, n_sent = features(dev, "dev", index)
+                focus = model(feats, n_sent).argmax(-1)  # (B, S)
+                for j, i in enumerate(index):
+                    gold += dev[i].focus
+                    pred += focus[j, : len(dev[i].focus)].tolist()
+        s = tagger_scores(gold, pred)
+        return {"macro_f1": s.macro.f1, "focus_f1": s.focus.f1, "focus_precision": s.focus.precision,
+                "focus_recall": s.focus.recall, "accuracy": s.micro.f1, "sentences": s.sentences}
+
+    result = _fit("tagger", model, config.tagger_epochs, config.patience, train_epoch, evaluate, callback, progress)
+    return model, result
+
+
+def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[_Row]], labels: list[str], callback,
+                      progress: bool, vectors):
+    import torch
+
+    from hiericd_core.evaluate import classifier_scores
+    from hiericd_core.models.classifier import ICDClassifier, batch_sentences
+
+    torch.manual_seed(config.seed)
+    model = ICDClassifier(classifier_cfg)
+    with torch.no_grad():
+        model.embed.weight.copy_(torch.from_numpy(vectors))
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    train, dev = rows["train"], rows["dev"]
+    lengths = [len(r.tokens) for r in train]
+
+    def batch(items: list[_Row], index: list[int]) -> dict:
+        return batch_sentences([items[i].tokens for i in index], [items[i].r4v for i in index],
+                               [items[i].label for i in index], [items[i].mask for i in index])
+
+    def train_epoch(epoch: int) -> dict:
+        sums, n = {"loss": 0.0, "cross_entropy": 0.0, "attention_loss": 0.0}, 0
+        for index in _batches(len(train), config.batch_size, generator, lengths):
+            b = batch(train, index)
+            logits, alpha = model(b["tokens"], b["lengths"], b["r4v"], b["r4v_lengths"])
+            loss, ce, att = model.loss(logits, alpha, b["labels"], b["phrase_mask"])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            for key, value in (("loss", loss), ("cross_entropy", ce), ("attention_loss", att)):
+                sums[key] += value.item() * len(index)
+            n += len(index)
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def evaluate() -> dict:
+        gold, pred = [], []
+        with torch.no_grad():
+            for index in _batches(len(dev), 256, None):
+                b = batch(dev, index)
+                logits, _ = model(b["tokens"], b["lengths"], b["r4v"], b["r4v_lengths"])
+                pred += logits.argmax(-1).tolist()
+                gold += b["labels"].tolist()
+        s = classifier_scores([labels[g] for g in gold], [labels[p] for p in pred])
+        return {"macro_f1": s.macro_f1, "accuracy": s.accuracy, "weighted_f1": s.weighted_f1, "rows": s.rows}
+
+    result = _fit("classifier", model, config.classifier_epochs, config.patience, train_epoch, evaluate, callback,
+                  progress)
+    return model, result
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train_model(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
+                callback: Callback | None = None, progress: bool = False) -> dict:
+    """Train the tagger and the classifier on a data set folder and write the model folder.
+
+    Args:
+        dataset_dir: a folder written by :func:`hiericd_core.datasets.write_dataset`.
+        out_dir: the model folder to write (created; files in it are replaced).
+        config: the knobs; default :class:`TrainConfig()`.
+        callback: called as ``callback(stage, epoch, metrics)`` after each epoch,
+            ``stage`` being ``"tagger"`` or ``"classifier"``.
+        progress: show progress bars.
+
+    Returns:
+        The contents of ``metrics.json`` plus ``seconds`` (timings per step) and ``out_dir``.
+
+    Raises:
+        TrainError: the folder is not a data set, or a split has nothing to train or judge on.
+    """
+    import numpy as np
+
+    from hiericd_core.embeddings import Vocabulary, Word2VecConfig, load_vectors, save_vectors, train_vectors
+    from hiericd_core.files import atomic_write_json
+    from hiericd_core.models import ClassifierConfig, TaggerConfig, save_checkpoint, torch_threads
+    from hiericd_core.models.tagger import class_weights
+
+    config = config or TrainConfig()
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    sentences, reports, label_space, manifest = read_dataset(dataset_dir)
+    labels = list(label_space["codes"])
+    if not labels:
+        raise TrainError(f"{dataset_dir}: the label space is empty; lower min_count when building the data set")
+
+    with torch_threads(config.threads, deterministic=True):
+        train_ids = {r for r, s in zip(reports["report_id"], reports["split"], strict=True) if s == "train"}
+        r4v_available = any(toks for rid, toks in zip(reports["report_id"], reports["r4v_tokens"], strict=True)
+                            if rid in train_ids)
+        variant = config.variant if r4v_available else without_r4v(config.variant)
+
+        # words: vocabulary from the training split, vectors trained or read
+        train_tokens = [t for t, s in zip(sentences["tokens"], sentences["split"], strict=True) if s == "train"]
+        train_tokens += [t for rid, t in zip(reports["report_id"], reports["r4v_tokens"], strict=True)
+                         if rid in train_ids and t]
+        vocab = Vocabulary.build(train_tokens, config.min_freq)
+        if config.vectors_path:
+            vectors, vectors_info = load_vectors(config.vectors_path, vocab, config.seed)
+        else:
+            w2v = Word2VecConfig(dim=config.emb_dim, window=config.w2v_window, epochs=config.w2v_epochs,
+                                 seed=config.seed)
+            vectors = train_vectors(train_tokens, vocab, w2v)
+            vectors_info = {"trained": asdict(w2v)}
+        config = replace(config, emb_dim=int(vectors.shape[1]))
+        seconds["vectors"] = time.perf_counter() - clock
+
+        use_r4v = config.tagger_r4v and r4v_available
+        tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)}, r4v_available,
+                               config.max_tokens)
+        for split in ("train", "dev"):
+            if not tagged[split] or not rows[split]:
+                raise TrainError(f"{dataset_dir}: the {split} split has {len(tagged[split])} reports and "
+                                 f"{len(rows[split])} classifier rows; build the data set from more reports")
+        n_focus = sum(sum(r.focus) for r in tagged["train"])
+        n_other = sum(len(r.focus) for r in tagged["train"]) - n_focus
+
+        clock = time.perf_counter()
+        tagger_cfg = TaggerConfig(vocab_size=len(vocab), emb_dim=config.emb_dim, hidden=config.tagger_hidden,
+                                  bidirectional=config.tagger_bidirectional, dropout=config.dropout,
+                                  use_r4v=use_r4v, freeze_embeddings=config.freeze_embeddings)
+        tagger, tagger_result = _train_tagger(config, tagger_cfg, tagged, class_weights(n_focus, n_other), callback,
+                                              progress, vectors)
+        seconds["tagger"] = time.perf_counter() - clock
+
+        clock = time.perf_counter()
+        classifier_cfg = ClassifierConfig(variant=variant, vocab_size=len(vocab), emb_dim=config.emb_dim,
+                                          hidden=config.classifier_hidden, attention_size=config.attention_size,
+                                          lambda_att=config.lambda_att, dropout=config.dropout, n_labels=len(labels),
+                                          freeze_embeddings=config.freeze_embeddings)
+        classifier, classifier_result = _train_classifier(config, classifier_cfg, rows, labels, callback, progress,
+                                                          vectors)
+        seconds["classifier"] = time.perf_counter() - clock
+
+    data = {"dataset_version": manifest.get("version"), "language": manifest.get("language", "en"),
+            "segmenter": manifest.get("segmenter")}
+    metrics = {
+        **data,
+        "variant_requested": config.variant,
+        "variant": variant,
+        "r4v_available": r4v_available,
+        "tagger_uses_r4v": use_r4v,
+        "vocab_size": len(vocab),
+        "vectors": vectors_info,
+        "label_space_size": len(labels),
+        "train": {"reports": len(tagged["train"]), "sentences": n_focus + n_other, "focus_sentences": n_focus,
+                  "classifier_rows": len(rows["train"])},
+        "tagger": tagger_result,
+        "classifier": classifier_result,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab.save(out_dir / "vocab.json")
+    save_vectors(out_dir / "vectors.npy", np.asarray(vectors))
+    save_checkpoint(out_dir / "tagger.pt", tagger, max_tokens=config.max_tokens, **data)
+    save_checkpoint(out_dir / "classifier.pt", classifier, labels=labels, variant=variant,
+                    variant_requested=config.variant, max_tokens=config.max_tokens, **data)
+    atomic_write_json(out_dir / "train_config.json", asdict(config))
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    return {**metrics, "seconds": seconds, "out_dir": str(out_dir)}

@@ -1,0 +1,113 @@
+"""Inference: raw reports, a folder with bad files, evidence offsets, a data set split."""
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from test_train import TINY, small_dataset
+
+from hiericd_core.infer import Predictor, ReportPrediction, predict_dataset
+from hiericd_core.train import train_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> tuple[Path, Path]:
+    dataset = small_dataset(tmp_path_factory)
+    out = tmp_path_factory.mktemp("infer-model")
+    train_model(dataset, out, TINY)
+    return out, dataset
+
+
+@pytest.fixture(scope="module")
+def reports(model) -> list[dict]:
+    _, dataset = model
+    table = pq.read_table(dataset / "reports.parquet", columns=["report_id", "split", "text", "reason_for_visit"])
+    return [r for r in table.to_pylist() if r["split"] == "test"][:6]
+
+
+def check_evidence(result: ReportPrediction, text: str) -> None:
+    assert result.codes, result
+    for code in result.codes:
+        assert text[code.sentence_start:code.sentence_end] == code.sentence_text
+        assert 0 < code.probability <= 1
+        assert 1 <= len(code.top_tokens) <= 5
+        weights = [t.weight for t in code.top_tokens]
+        assert weights == sorted(weights, reverse=True)
+        for token in code.top_tokens:
+            assert text[token.start:token.end] == token.token
+            assert code.sentence_start <= token.start < token.end <= code.sentence_end
+
+
+def test_predict_reports_with_evidence_and_bad_input(model, reports):
+    predictor = Predictor.load(model[0], threads=1)
+    batch = [{"report_id": r["report_id"], "text": r["text"], "reason_for_visit": r["reason_for_visit"]}
+             for r in reports]
+    batch.insert(2, {"report_id": "blank", "text": "  \n "})
+    batch.append({"report_id": "none", "text": None})
+    results = predictor.predict([*batch, "not a dict"], batch_size=4)
+    assert [r.report_id for r in results] == [b["report_id"] for b in batch] + [f"report-{len(batch) + 1}"]
+    assert results[2].problems == ["empty text: nothing to code"] and not results[2].codes
+    assert "no text given" in results[-2].problems[0] and "not a report" in results[-1].problems[0]
+    for r, b in zip(results, batch, strict=False):
+        if r.problems:
+            continue
+        check_evidence(r, b["text"])
+        assert r.focus_sentences and all(0 <= i < r.n_sentences for i in r.focus_sentences)
+        assert all(code.sentence_idx in r.focus_sentences for code in r.codes)
+        assert len({c.code for c in r.codes}) == len(r.codes)
+    # one report alone gets the same answer as in a batch
+    alone = predictor.predict([batch[0]])[0]
+    assert [(c.code, c.sentence_idx) for c in alone.codes] == [(c.code, c.sentence_idx) for c in results[0].codes]
+    assert alone.codes[0].probability == pytest.approx(results[0].codes[0].probability, abs=1e-5)
+
+
+def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp_path):
+    predictor = Predictor.load(model[0], threads=1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = reports[:3]
+    for r in good:
+        (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    (folder / f"{good[0]['report_id']}.ann").write_text("T1\tC50.9 0 5\tbroken", encoding="utf-8")  # ignored
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "latin1.txt").write_bytes("Carcinoma de células basales.".encode("latin-1"))
+    (folder / "metadata.csv").write_text(
+        "report_id,reason_for_visit\n" + "".join(f"{r['report_id']},\"{r['reason_for_visit']}\"\n" for r in good),
+        encoding="utf-8")
+    summary = predictor.predict_folder(folder, tmp_path / "out" / "predictions.tsv", tmp_path / "out" / "ev.jsonl")
+    assert summary["files"] == 5 and summary["coded"] == 3
+    problems = {p["file"]: p["problem"] for p in summary["problems"]}
+    assert set(problems) == {"empty.txt", "latin1.txt"}
+    assert "empty" in problems["empty.txt"] and "not UTF-8" in problems["latin1.txt"]
+    lines = (tmp_path / "out" / "predictions.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines == sorted(lines) and len(lines) == summary["codes"] > 0
+    assert {line.split("\t")[0] for line in lines} == {r["report_id"] for r in good}
+    assert all(len(line.split("\t")) == 2 for line in lines)
+    evidence = [json.loads(x) for x in (tmp_path / "out" / "ev.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(e["report_id"] for e in evidence) == sorted([r["report_id"] for r in good] + ["empty"])
+    texts = {r["report_id"]: r["text"] for r in good}
+    for e in evidence:
+        for code in e["codes"]:
+            for token, _, start, end in code["top_tokens"]:
+                assert texts[e["report_id"]][start:end] == token
+    # the same as predicting the reports directly, reasons for visit included
+    direct = predictor.predict([{"report_id": r["report_id"], "text": r["text"],
+                                 "reason_for_visit": r["reason_for_visit"]} for r in good])
+    assert sorted(f"{r.report_id}\t{c.code}" for r in direct for c in r.codes) == lines
+
+
+def test_predict_dataset_gives_what_the_evaluation_needs(model):
+    model_dir, dataset = model
+    result = predict_dataset(model_dir, dataset, split="test", threads=1)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert len(result.codes) == len(result.gold) == manifest["splits"]["test"]["reports"]
+    assert all(codes for codes in result.codes.values())  # the most probable sentence at least
+    assert len(result.sentences["report_id"]) == manifest["splits"]["test"]["sentences"]
+    assert sum(result.sentences["is_focus"]) == manifest["splits"]["test"]["focus_sentences"]
+    assert all(len(v) == len(result.sentences["report_id"]) for v in result.sentences.values())
+    rows = result.classifier_rows
+    assert len(rows["code"]) == manifest["splits"]["test"]["classifier_rows"]
+    for weights, mask in zip(rows["attention"], rows["attention_mask"], strict=True):
+        assert len(weights) == len(mask) and sum(weights) == pytest.approx(1.0, abs=1e-5)
+    assert set(rows["predicted"]) <= set(result.labels) and result.variant == "supervised_r4v"

@@ -1,0 +1,148 @@
+"""Training: smoke train on a small synthetic data set, reload, determinism, the no-reason fallback."""
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+from hiericd_core.evaluate import classifier_scores, tagger_scores
+from hiericd_core.infer import predict_dataset
+from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
+from hiericd_core.rounds import load_round
+from hiericd_core.synth import generate_round
+from hiericd_core.train import TrainConfig, TrainError, train_model
+
+TINY = TrainConfig(emb_dim=16, min_freq=1, w2v_epochs=2, tagger_hidden=16, classifier_hidden=16, attention_size=8,
+                   tagger_epochs=4, classifier_epochs=4, patience=10, threads=1, batch_size=16)
+
+
+def small_dataset(tmp_path_factory) -> Path:
+    """A 400-report synthetic data set, built once per test session (test_infer.py uses it too)."""
+    tmp = tmp_path_factory.getbasetemp() / "synth400"
+    if not (tmp / "ds" / "manifest.json").is_file():  # the manifest is written last
+        generate_round(tmp / "round", 400, seed=1)
+        r = load_round(tmp / "round")
+        write_merge(merge_round(r), r, tmp / "merged")
+        write_dataset(build_dataset([tmp / "merged"], DatasetConfig(min_count=3, workers=1)), tmp / "ds")
+    return tmp / "ds"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return small_dataset(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> tuple[Path, dict, list]:
+    out = tmp_path_factory.mktemp("model")
+    calls: list = []
+    metrics = train_model(dataset, out, TINY, callback=lambda stage, epoch, m: calls.append((stage, epoch, m)))
+    return out, metrics, calls
+
+
+def test_smoke_train_loss_falls_and_writes_the_model_folder(trained, dataset):
+    out, metrics, calls = trained
+    for name in ("tagger.pt", "classifier.pt", "vocab.json", "vectors.npy", "train_config.json", "metrics.json"):
+        assert (out / name).is_file(), name
+    for stage in ("tagger", "classifier"):
+        losses = [h["loss"] for h in metrics[stage]["history"]]
+        assert len(losses) == 4 and losses[-1] < losses[0], (stage, losses)
+        assert 1 <= metrics[stage]["best_epoch"] <= 4
+    assert [(s, e) for s, e, _ in calls] == [("tagger", e) for e in range(1, 5)] + [("classifier", e)
+                                                                                  for e in range(1, 5)]
+    assert "dev_macro_f1" in calls[0][2] and "attention_loss" in calls[-1][2]
+    saved = json.loads((out / "metrics.json").read_text())
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    assert saved["dataset_version"] == manifest["version"] and saved["language"] == "en"
+    assert saved["variant"] == saved["variant_requested"] == "supervised_r4v" and saved["r4v_available"]
+    assert saved == {k: v for k, v in metrics.items() if k not in ("seconds", "out_dir")}
+    assert set(metrics["seconds"]) == {"vectors", "tagger", "classifier"}
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["tagger_hidden"] == 16 and config["variant"] == "supervised_r4v"
+    tagger, _ = load_checkpoint(out / "tagger.pt")
+    classifier, checkpoint = load_checkpoint(out / "classifier.pt")
+    assert isinstance(tagger, SentenceTagger) and isinstance(classifier, ICDClassifier)
+    labels = json.loads((dataset / "label_space.json").read_text())["codes"]
+    assert checkpoint["labels"] == labels and checkpoint["variant"] == "supervised_r4v"
+    assert classifier.config.n_labels == len(labels) and tagger.config.use_r4v
+
+
+def test_reloaded_checkpoints_reproduce_the_best_dev_metrics(trained, dataset):
+    out, metrics, _ = trained
+    # batches of 256, as the training's evaluation, so the same numbers come out
+    dev = predict_dataset(out, dataset, split="dev", batch_size=256, threads=1)
+    focus = [p >= 0.5 for p in dev.sentences["focus_probability"]]
+    assert tagger_scores(dev.sentences["is_focus"], focus).macro.f1 == metrics["tagger"]["best_dev"]["macro_f1"]
+    rows = dev.classifier_rows
+    assert classifier_scores(rows["code"], rows["predicted"]).macro_f1 == metrics["classifier"]["best_dev"]["macro_f1"]
+    again = predict_dataset(out, dataset, split="dev", batch_size=256, threads=1)
+    assert again.codes == dev.codes and again.classifier_rows == dev.classifier_rows
+
+
+def test_training_is_deterministic(trained, dataset, tmp_path):
+    out, _, _ = trained
+    train_model(dataset, tmp_path, TINY)
+    assert (tmp_path / "metrics.json").read_bytes() == (out / "metrics.json").read_bytes()
+    first = torch.load(out / "classifier.pt", weights_only=True)["state_dict"]
+    second = torch.load(tmp_path / "classifier.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_a_data_set_without_reasons_for_visit_falls_back(dataset, tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for name in ("sentences.parquet", "label_space.json", "manifest.json"):
+        (ds / name).write_bytes((dataset / name).read_bytes())
+    reports = pq.read_table(dataset / "reports.parquet")
+    n = reports.num_rows
+    reports = reports.set_column(reports.schema.get_field_index("reason_for_visit"), "reason_for_visit",
+                                 pa.array([""] * n))
+    reports = reports.set_column(reports.schema.get_field_index("r4v_tokens"), "r4v_tokens",
+                                 pa.array([[] for _ in range(n)], type=pa.list_(pa.string())))
+    pq.write_table(reports, ds / "reports.parquet")
+    config = TrainConfig(**{**TINY.__dict__, "tagger_epochs": 1, "classifier_epochs": 1})
+    metrics = train_model(ds, tmp_path / "model", config)
+    assert metrics["variant_requested"] == "supervised_r4v" and metrics["variant"] == "supervised"
+    assert not metrics["r4v_available"] and not metrics["tagger_uses_r4v"]
+    classifier, checkpoint = load_checkpoint(tmp_path / "model" / "classifier.pt")
+    assert checkpoint["variant"] == "supervised" and checkpoint["variant_requested"] == "supervised_r4v"
+    assert classifier.config.variant == "supervised" and not hasattr(classifier, "r4v_lstm")
+    tagger, _ = load_checkpoint(tmp_path / "model" / "tagger.pt")
+    assert not tagger.config.use_r4v
+
+
+def test_config_from_toml(tmp_path):
+    (tmp_path / "train.toml").write_text('[train]\nvariant = "pooling"\ntagger_epochs = 7\nseed = 3\n')
+    config = TrainConfig.from_toml(tmp_path / "train.toml")
+    assert (config.variant, config.tagger_epochs, config.seed, config.lr) == ("pooling", 7, 3, 1e-3)
+    (tmp_path / "flat.toml").write_text('batch_size = 8\nvectors_path = "w2v/pubmed.bin"\n')
+    flat = TrainConfig.from_toml(tmp_path / "flat.toml")
+    assert flat.batch_size == 8 and flat.vectors_path == str(tmp_path / "w2v" / "pubmed.bin")
+    (tmp_path / "bad.toml").write_text('[train]\nlearning_rate = 0.1\n')
+    with pytest.raises(TrainError, match=r"bad\.toml: unknown training setting\(s\) learning_rate"):
+        TrainConfig.from_toml(tmp_path / "bad.toml")
+    with pytest.raises(TrainError, match="unknown variant"):
+        TrainConfig(variant="bert")
+
+
+def test_a_folder_that_is_not_a_data_set_is_refused(tmp_path):
+    with pytest.raises(TrainError, match="no manifest.json"):
+        train_model(tmp_path, tmp_path / "model", TINY)
+
+
+def test_pretrained_vectors_set_the_dimension(dataset, tmp_path):
+    words = ["carcinoma", "polyp", "colon", "adenoma", "skin"]
+    lines = [f"{len(words)} 12"] + [w + "".join(f" {(i + j) / 10:g}" for j in range(12)) for i, w in enumerate(words)]
+    (tmp_path / "w2v.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = TrainConfig(**{**TINY.__dict__, "tagger_epochs": 1, "classifier_epochs": 1,
+                            "vectors_path": str(tmp_path / "w2v.txt")})
+    metrics = train_model(dataset, tmp_path / "model", config)
+    assert metrics["vectors"]["dim"] == 12 and metrics["vectors"]["found"] == len(words)
+    assert json.loads((tmp_path / "model" / "train_config.json").read_text())["emb_dim"] == 12
+    tagger, _ = load_checkpoint(tmp_path / "model" / "tagger.pt")
+    assert tagger.config.emb_dim == 12
