@@ -2,8 +2,9 @@
 
 Generates a synthetic coding round (or takes ``--round PATH``), copies it into
 the catalog, validates it, merges the coders' annotations, measures agreement,
-writes the data-quality report and builds the data sets, then prints where
-each output is with the headline numbers.
+writes the data-quality report, builds the data sets, trains the two-level
+model (few epochs: a demo, not a benchmark) and evaluates it beside the
+baselines, then prints where each output is with the headline numbers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--round", type=Path, default=None, help="run on this round instead of a synthetic one")
     parser.add_argument("--min-count", type=int, default=10, help="label space: codes seen this often in training")
+    parser.add_argument("--no-train", action="store_true", help="stop after the data sets")
+    parser.add_argument("--epochs", type=int, default=12, help="epoch cap of each model in the demo")
     args = parser.parse_args(argv)
 
     from hiericd_core import pipeline
@@ -65,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
         assessed = pipeline.assess(round_path, catalog)
         console.print("[bold]5. data sets[/] sentence- and report-level Parquet")
         built = pipeline.datasets([merged["merged"]], catalog, min_count=args.min_count, progress=True)
+        model = evaluation = None
+        if not args.no_train:
+            from hiericd_core.train import TrainConfig, TrainError
+
+            console.print(f"[bold]6. train[/] sentence tagger + ICD classifier (≤ {args.epochs} epochs each)")
+            model_dir = catalog.model(f"demo-{built['version']}")
+            try:
+                model = pipeline.train(built["path"], model_dir, progress=True, config=TrainConfig(
+                    tagger_epochs=args.epochs, classifier_epochs=args.epochs, patience=3))
+            except TrainError as exc:
+                console.print(f"[yellow]no model:[/] {exc}", highlight=False, soft_wrap=True)
+            if model is not None:
+                console.print("[bold]7. evaluate[/] on the test split, baselines side by side")
+                evaluation = pipeline.evaluate_model(model_dir, built["path"], "test")
     except (RoundError, DatasetError, ValidationError, FileNotFoundError) as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
@@ -81,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         "data-quality report": assessed["report"],
         "data set": f"{built['path']} (version {built['version']})",
         "GX Data Docs": built["data_docs"],
+        "model": model["model"] if model else "not trained",
+        "evaluation": f"{model['model']}/evaluation-test.md" if evaluation else "–",
     })
     _table(console, "headline numbers", {
         "mean pairwise kappa (report × code)": "needs two coders per report" if kappa is None else f"{kappa:.3f}",
@@ -89,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         "train/dev/test reports": "/".join(str(manifest["splits"][s]["reports"]) for s in ("train", "dev", "test")),
         "label space (codes)": manifest["label_space_size"],
     })
+    if evaluation:
+        console.print("end to end on the test split (all gold codes):")
+        print(evaluation["table"])
     console.print(f"done in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -125,11 +125,15 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
 
 
 def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
-          progress: bool = False) -> dict:
-    """Train tagger and classifier on a data set; returns ``{"model", "metrics"}``."""
+          progress: bool = False, config=None) -> dict:
+    """Train tagger and classifier on a data set; returns ``{"model", "metrics"}``.
+
+    ``config`` (a :class:`~hiericd_core.train.TrainConfig`) wins over ``config_file``.
+    """
     from hiericd_core.train import TrainConfig, train_model
 
-    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    if config is None:
+        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     metrics = train_model(dataset_dir, out_dir, config, progress=progress)
     return {"model": str(out_dir), "metrics": metrics}
 

@@ -70,16 +70,18 @@ def test_pending_reports_get_an_adjudication_queue(tmp_path, synthetic):
 
 def test_demo_runs_end_to_end_and_prints_where_things_are(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
-    assert demo.main(["--reports", "300", "--seed", "3", "--min-count", "3"]) == 0
+    assert demo.main(["--reports", "300", "--seed", "3", "--min-count", "3", "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "data-quality report" in out and "mean pairwise kappa" in out
+    assert "| lr |" in out  # the model's evaluation beside the baselines
+    assert len(list((tmp_path / "home" / "models").glob("demo-*/classifier.pt"))) == 1
     assert (tmp_path / "home" / "reports" / "synth-3-300" / "index.html").is_file()
     assert len(list((tmp_path / "home" / "datasets").glob("*/manifest.json"))) == 1
 
 
 def test_demo_on_a_single_coder_round(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
-    assert demo.main(["--round", str(FIXTURES / "codiesp-sample" / "train"), "--min-count", "2"]) == 0
+    assert demo.main(["--round", str(FIXTURES / "codiesp-sample" / "train"), "--min-count", "2", "--no-train"]) == 0
     out = capsys.readouterr().out
     assert "needs two coders per report" in out
 
