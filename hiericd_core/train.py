@@ -54,7 +54,8 @@ class TrainConfig:
     batch_size: int = 32  # reports for the tagger, sentences for the classifier
     tagger_epochs: int = 100
     classifier_epochs: int = 30
-    patience: int = 5  # epochs without a better dev macro F1 before stopping
+    patience: int = 5  # epochs without a dev macro F1 gain of at least min_delta before stopping
+    min_delta: float = 0.001  # smaller gains still update the best weights but do not reset the patience
     # words
     emb_dim: int = 100  # taken from the file when vectors_path is given
     min_freq: int = 2
@@ -191,13 +192,19 @@ def _batches(n: int, size: int, generator=None, lengths: list[int] | None = None
 # ---------------------------------------------------------------- the loop
 
 
-def _fit(stage: str, model, epochs: int, patience: int, train_epoch: Callable[[int], dict],
+def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Callable[[int], dict],
          evaluate: Callable[[], dict], callback: Callback | None, progress: bool) -> dict:
-    """Run epochs until ``patience`` epochs bring no better dev macro F1; load the best weights back."""
+    """Run epochs until ``patience`` epochs bring no dev macro F1 gain of ``min_delta``; keep the best weights.
+
+    The best weights are those of the best dev macro F1 whatever the gain; only
+    gains of at least ``min_delta`` over the last such gain reset the patience,
+    so a plateau of tiny wiggles (the tagger's, near 0.99) ends the stage.
+    """
     from tqdm import tqdm
 
     history: list[dict] = []
     best_f1, best_epoch, best_state, best_dev = -1.0, 0, None, {}
+    anchor_f1, anchor_epoch = -1.0, 0  # the last gain of at least min_delta
     stopped = "max_epochs"
     bar = tqdm(range(1, epochs + 1), desc=stage, unit="epoch", disable=not progress)
     for epoch in bar:
@@ -212,8 +219,10 @@ def _fit(stage: str, model, epochs: int, patience: int, train_epoch: Callable[[i
         if dev["macro_f1"] > best_f1:
             best_f1, best_epoch, best_dev = dev["macro_f1"], epoch, dev
             best_state = copy.deepcopy(model.state_dict())
+        if dev["macro_f1"] >= anchor_f1 + config.min_delta:
+            anchor_f1, anchor_epoch = dev["macro_f1"], epoch
         bar.set_postfix(loss=f"{train['loss']:.4f}", dev_f1=f"{dev['macro_f1']:.4f}", best=best_epoch)
-        if epoch - best_epoch >= patience:
+        if epoch - anchor_epoch >= config.patience:
             stopped = "patience"
             break
     bar.close()
@@ -283,7 +292,7 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
         return {"macro_f1": s.macro.f1, "focus_f1": s.focus.f1, "focus_precision": s.focus.precision,
                 "focus_recall": s.focus.recall, "accuracy": s.micro.f1, "sentences": s.sentences}
 
-    result = _fit("tagger", model, config.tagger_epochs, config.patience, train_epoch, evaluate, callback, progress)
+    result = _fit("tagger", model, config, config.tagger_epochs, train_epoch, evaluate, callback, progress)
     return model, result
 
 
@@ -332,8 +341,7 @@ def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[
         s = classifier_scores([labels[g] for g in gold], [labels[p] for p in pred])
         return {"macro_f1": s.macro_f1, "accuracy": s.accuracy, "weighted_f1": s.weighted_f1, "rows": s.rows}
 
-    result = _fit("classifier", model, config.classifier_epochs, config.patience, train_epoch, evaluate, callback,
-                  progress)
+    result = _fit("classifier", model, config, config.classifier_epochs, train_epoch, evaluate, callback, progress)
     return model, result
 
 

@@ -15,7 +15,7 @@ from hiericd_core.merge import merge_round, write_merge
 from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round
-from hiericd_core.train import TrainConfig, TrainError, train_model
+from hiericd_core.train import TrainConfig, TrainError, _batches, _fit, train_model
 
 TINY = TrainConfig(emb_dim=16, min_freq=1, w2v_epochs=2, tagger_hidden=16, classifier_hidden=16, attention_size=8,
                    tagger_epochs=4, classifier_epochs=4, patience=10, threads=1, batch_size=16)
@@ -146,3 +146,37 @@ def test_pretrained_vectors_set_the_dimension(dataset, tmp_path):
     assert json.loads((tmp_path / "model" / "train_config.json").read_text())["emb_dim"] == 12
     tagger, _ = load_checkpoint(tmp_path / "model" / "tagger.pt")
     assert tagger.config.emb_dim == 12
+
+
+def test_early_stopping_keeps_the_best_epoch_and_ignores_tiny_gains():
+    model = torch.nn.Linear(1, 1, bias=False)
+    dev_f1 = [0.5, 0.7, 0.7005, 0.7008, 0.65, 0.66, 0.9]
+    seen: list = []
+
+    def train_epoch(epoch):
+        with torch.no_grad():
+            model.weight.fill_(epoch)  # the weights remember their epoch
+        return {"loss": 1.0 / epoch}
+
+    def evaluate():
+        seen.append(dev_f1[len(seen)])
+        return {"macro_f1": seen[-1]}
+
+    result = _fit("stage", model, TrainConfig(patience=3, min_delta=0.001), 10, train_epoch, evaluate, None, False)
+    # epoch 2 is the last gain of 0.001; 3 and 4 edge up (4 is best) but do not reset the patience: stop after 5
+    assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4, 5]
+    assert result["best_epoch"] == 4 and result["stopped"] == "patience" and model.weight.item() == 4.0
+    assert result["best_dev"] == {"macro_f1": 0.7008}
+
+
+def test_batches_in_order_shuffled_and_bucketed():
+    assert _batches(5, 2) == [[0, 1], [2, 3], [4]]
+    g = torch.Generator().manual_seed(0)
+    shuffled = _batches(10, 3, g)
+    assert sorted(i for b in shuffled for i in b) == list(range(10))
+    lengths = [5, 1, 9, 3, 7, 2, 8, 4, 6, 0]
+    bucketed = _batches(10, 2, torch.Generator().manual_seed(0), lengths)
+    assert sorted(i for b in bucketed for i in b) == list(range(10))
+    spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in bucketed)
+    assert spans == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]  # one pool: neighbours in length share a batch
+    assert bucketed == _batches(10, 2, torch.Generator().manual_seed(0), lengths)
