@@ -128,22 +128,31 @@ def merge(
     out: Annotated[Path | None, typer.Option(help="output folder (default: the catalog's merged/<round id>)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the merge summary as JSON")] = False,
 ):
-    """Merge the coders' annotations (overlap + same code → union; disputes → the senior)."""
+    """Merge the coders' annotations (overlap + same code → union; disputes → the senior).
+
+    Into the catalog (the default), pending reports also get their adjudication
+    queue in merged/<round id>/adjudication/.
+    """
+    from hiericd_core import pipeline
     from hiericd_core.catalog import Catalog
     from hiericd_core.merge import merge_round, write_merge
     from hiericd_core.rounds import load_round
 
-    loaded = load_round(round_path, progress=not as_json and sys.stderr.isatty())
-    result = merge_round(loaded)
-    target = out or Catalog.from_env().merged(loaded.id)
-    summary = write_merge(result, loaded, target)
+    if out is None:
+        info = pipeline.merge(round_path, Catalog.from_env())
+        target, summary, pending, queue = info["merged"], info["summary"], info["pending"], info["queue"]
+    else:
+        loaded = load_round(round_path)
+        result = merge_round(loaded)
+        target, summary, pending, queue = out, write_merge(result, loaded, out), len(result.pending), None
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
-    _print_mapping(f"merged round {loaded.id} → {target}", summary)
-    if result.pending:
-        console.print(f"[yellow]{len(result.pending)} report(s) wait for the senior:[/] "
-                      f"hiericd adjudication-queue {round_path} --out DIR", highlight=False)
+    _print_mapping(f"merged round {summary['round_id']} → {target}", summary)
+    if pending:
+        where = queue or f"(hiericd adjudication-queue {round_path} --out DIR)"
+        console.print(f"[yellow]{pending} report(s) wait for the senior:[/] adjudication queue {where}",
+                      highlight=False, soft_wrap=True)
 
 
 @app.command("adjudication-queue")

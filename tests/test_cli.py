@@ -53,3 +53,19 @@ def test_paths_honours_hiericd_home(tmp_path, monkeypatch):
     result = runner.invoke(app, ["paths"])
     assert result.exit_code == 0
     assert str(tmp_path / "home" / "rounds") in result.stdout.replace("\n", "")
+
+
+def test_merge_into_the_catalog_writes_the_queue_for_pending_reports(tmp_path, monkeypatch):
+    from hiericd_core.synth import SynthConfig, generate_round
+
+    generate_round(tmp_path / "round", 120, seed=6, config=SynthConfig(senior_backlog_rate=0.1))
+    monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["merge", str(tmp_path / "round"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    pending = summary["reports"]["pending"]
+    assert pending > 0
+    queue = tmp_path / "home" / "merged" / "synth-6-120" / "adjudication"
+    assert len(list(queue.glob("*.ann"))) == pending
+    result = runner.invoke(app, ["merge", str(tmp_path / "round"), "--out", str(tmp_path / "elsewhere")])
+    assert result.exit_code == 0 and "adjudication-queue" in result.output.replace("\n", "")
