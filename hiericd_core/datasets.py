@@ -295,7 +295,8 @@ def _manifest(config, seg_config, segmenter: str, sentences, reports, label_spac
             "multi_code_sentences": sum(sentences["multi_code"][i] for i in rows),
             "classifier_rows": sum(sentences["classifier_row"][i] for i in rows),
         }
-    out_of_space = sum(1 for codes in reports["codes"] for c in codes if c not in set(label_space["codes"]))
+    in_space = set(label_space["codes"])
+    out_of_space = sum(1 for codes in reports["codes"] for c in codes if c not in in_space)
     focus_not_in_space = sum(f and not c for f, c in zip(sentences["is_focus"], sentences["classifier_row"],
                                                           strict=True))
     return {

@@ -584,10 +584,16 @@ def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
     atomic_write_text(out_dir / "disputes.csv", _csv(DISPUTE_COLUMNS, dispute_rows(result, round)))
     atomic_write_text(out_dir / "pending.txt", "".join(f"{rid}\n" for rid in result.pending))
 
+    summary = merge_summary(result, round)
+    atomic_write_json(out_dir / "merge_summary.json", summary)
+    return summary
+
+
+def merge_summary(result: MergeResult, round: Round) -> dict:
+    """The counts of a merge, plus ``quality`` against the truth when reports carry one."""
     summary = {"round_id": result.round_id, **result.counts}
     if any(r.truth is not None for r in round.reports.values()):
         summary["quality"] = merge_quality(result, round)
-    atomic_write_json(out_dir / "merge_summary.json", summary)
     return summary
 
 

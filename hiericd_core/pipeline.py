@@ -78,7 +78,7 @@ def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -
         ``{"round_id", "report", "agreement", "headline_kappa", "warnings"}``.
     """
     from hiericd_core.agreement import AgreementConfig, agreement
-    from hiericd_core.merge import merge_round
+    from hiericd_core.merge import merge_round, merge_summary
     from hiericd_core.report import build_report
     from hiericd_core.rounds import load_round
 
@@ -87,12 +87,7 @@ def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -
     figures = agreement(loaded, AgreementConfig(bootstrap=bootstrap))
     out = catalog.report(loaded.id)
     atomic_write_json(out / "agreement.json", figures)
-    merge_summary = {"round_id": result.round_id, **result.counts}
-    if any(r.truth is not None for r in loaded.reports.values()):
-        from hiericd_core.merge import merge_quality
-
-        merge_summary["quality"] = merge_quality(result, loaded)
-    index = build_report(loaded, result, merge_summary, figures, out)
+    index = build_report(loaded, result, merge_summary(result, loaded), figures, out)
     kappas = [p["kappa"] for p in figures["units"]["report_code"]["pairs"] if p["kappa"] is not None]
     return {"round_id": loaded.id, "report": str(index), "agreement": str(out / "agreement.json"),
             "headline_kappa": round(sum(kappas) / len(kappas), 6) if kappas else None,
