@@ -7,6 +7,11 @@ generating annotations, for measuring how well a merge recovers them.
 
 How a report is made:
 
+The parts live in their own modules: the code universe in
+:mod:`~hiericd_core.synth_codes`, one report in :mod:`~hiericd_core.synth_report`,
+the coders and senior in :mod:`~hiericd_core.synth_coders`; this module holds the
+configuration and writes the round folder.
+
 1. its codes are drawn from a long-tailed (Zipf) ranking of real billable
    ICD-10-CM codes of pathology chapters (:func:`code_pool`), further codes
    of a report mostly from the same organ;
@@ -28,25 +33,22 @@ the number of worker processes.
 
 from __future__ import annotations
 
-import bisect
 import csv
 import io
-import math
 import multiprocessing
 import os
 import random
-import re
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
-from functools import lru_cache
 from pathlib import Path
 
-from hiericd_core import icd
-from hiericd_core import synth_vocab as V
 from hiericd_core.brat import Note, TextBound, format_ann
+from hiericd_core.synth_coders import CoderProfile, adjudicate, code_report, disagree
+from hiericd_core.synth_codes import CodeEntry, Pool, build_pool
+from hiericd_core.synth_report import ReportWriter
 
 __all__ = [
     "CoderProfile",
@@ -67,36 +69,6 @@ Span = tuple[int, int]
 # Configuration
 # ==========================================================================
 
-
-@dataclass(frozen=True)
-class CoderProfile:
-    """Habits of one simulated coder (probabilities per annotation).
-
-    Attributes:
-        name: folder name under ``coders/``.
-        miss_rate: a true code left out.
-        pair_miss_rate: extra miss probability for the second code of a
-            two-code sentence.
-        sibling_rate: a sibling code (``icd.siblings``) instead of the true one.
-        rfv_neglect_rate: for codes whose site/laterality is only in the
-            reason for visit, the unspecified sibling instead.
-        extra_rate: a distractor sentence (history, differential, negated
-            disease) coded as if it were a finding.
-        overcode_rate: a sibling added next to the true code.
-        span_shift_rate: span boundaries moved (a word more or less, the
-            whole sentence).
-        merge_fragments_rate: a discontinuous evidence annotated as one span.
-    """
-
-    name: str
-    miss_rate: float = 0.08
-    pair_miss_rate: float = 0.15
-    sibling_rate: float = 0.08
-    rfv_neglect_rate: float = 0.3
-    extra_rate: float = 0.10
-    overcode_rate: float = 0.02
-    span_shift_rate: float = 0.15
-    merge_fragments_rate: float = 0.3
 
 
 def _default_coders() -> tuple[CoderProfile, ...]:
@@ -224,678 +196,10 @@ class SynthSummary:
         return asdict(self)
 
 
-# ==========================================================================
-# Code universe
-# ==========================================================================
-
-
-@dataclass(frozen=True)
-class CodeEntry:
-    """A code of the universe and how reports talk about it."""
-
-    code: str
-    organ: str
-    behavior: str  # malignant / benign / insitu / uncertain / secondary / history / other
-    morphs: tuple[str, ...]
-    sites: tuple[str, ...]  # ways to write the site with laterality; ("",) when the organ says it all
-    lat: str  # right / left / bilateral / ""
-    siblings: tuple[str, ...]
-    unspec_sibling: str  # sibling with unspecified side or site, "" if none
-
-    @property
-    def site(self) -> str:
-        """The tabular site with laterality ("" when the organ says it all)."""
-        return self.sites[0]
-
-    @property
-    def rfv_eligible(self) -> bool:
-        """Whether the site or side can be left to the reason for visit."""
-        return bool(self.site) and bool(self.lat or self.unspec_sibling)
-
-
-@dataclass(frozen=True)
-class _Pool:
-    entries: tuple[CodeEntry, ...]
-    cum: tuple[float, ...]
-    by_organ: dict[str, tuple[tuple[int, ...], tuple[float, ...]]]
-
-
-_NOISE = [re.compile(p, re.I) for p in V.DESCRIPTION_NOISE]
-_SITE_REWRITES = [(re.compile(p, re.I), r) for p, r in V.SITE_REWRITES]
-_HEADS = [(re.compile(r"^" + p + r"\s*(.*)$", re.I), b, m) for p, b, m in V.HEADS]
-_WEIGHT_PATTERNS = [(re.compile(p, re.I), w) for p, w in V.CODE_WEIGHT_PATTERNS]
-_ORGAN_KEYWORDS = [(re.compile(p, re.I), o) for p, o in V.ORGAN_KEYWORDS]
-_LAT = re.compile(r"\b(right|left|bilateral)\b", re.I)
-_SITE_TAIL = re.compile(
-    r"\b(right|left|bilateral|lymph nodes?|spleen|extranodal|shoulder|arm|forearm|hand|thigh|leg|ankle|foot|"
-    r"hip|knee|wrist|elbow|ovary|breast|site|limb|trunk|neck|head|pelvi|vertebra)", re.I)
-
-
-def _clean_site(site: str) -> str:
-    for pattern, repl in _SITE_REWRITES:
-        site = pattern.sub(repl, site)
-    return site.strip()
-
-
-def _organ_of(category: str, description: str) -> str:
-    organ = V.ORGAN_BY_CATEGORY.get(category)
-    if organ:
-        return organ
-    for pattern, name in _ORGAN_KEYWORDS:
-        if pattern.search(description):
-            return name
-    return "soft_tissue"
-
-
-def _parse(code: str) -> CodeEntry | None:
-    info = icd.lookup(code)
-    if info is None or info.status != "billable":
-        return None
-    desc = info.description
-    lats = {m.lower() for m in _LAT.findall(desc)}
-    if len(lats) > 1:
-        return None
-    lat = lats.pop() if lats else ""
-    text = desc
-    for pattern in _NOISE:
-        text = pattern.sub("", text)
-    text = re.sub(r"\s+", " ", text).strip(" ,")
-    organ = _organ_of(code[:3], desc)
-    spec = V.ORGANS[organ]
-    behavior, morphs, site = "other", (), ""
-    for pattern, head_behavior, head_morphs in _HEADS:
-        match = pattern.match(text)
-        if match:
-            behavior, site = head_behavior, match.group(1)
-            morphs = head_morphs or tuple(spec["morph"].get(head_behavior, ())) or V.GENERIC_MORPHS[head_behavior]
-            break
-    else:
-        head = text
-        if ", " in text and _SITE_TAIL.search(text.split(", ", 1)[1]):
-            head, site = text.split(", ", 1)
-        elif lat and " of " in text:
-            head, site = text.rsplit(" of ", 1) if lat in text.rsplit(" of ", 1)[1].lower() else (text, "")
-        head = re.sub(r"^other (?:specified )?", "", head, flags=re.I)
-        morphs = (head[:1].lower() + head[1:],) if not head[:2].isupper() else (head,)
-    morphs = V.CODE_MORPHS.get(code, morphs)
-    site = _clean_site(site)
-    if lat and lat not in site.lower():
-        site = f"{lat} {site}".strip() if site else lat
-    if site and site.lower() == lat:
-        site = ""
-    label = spec["label"].lower()
-    if site.lower() in (label, f"{label} gland") and label[:5] in morphs[0].lower():
-        site = ""  # "prostatic adenocarcinoma" needs no "of the prostate"
-    sites = (site,)
-    for group, words in V.SITE_VARIANTS.items():
-        if re.search(r"(^|\b(?:right|left|bilateral) )" + re.escape(group) + "$", site):
-            sites = tuple(site[: len(site) - len(group)] + w for w in words)
-            break
-    siblings = tuple(icd.siblings(code))
-    unspec = ""
-    for sibling in siblings:
-        sib_info = icd.lookup(sibling)
-        if sib_info and "unspecified" in sib_info.description.lower() and not _LAT.search(sib_info.description):
-            unspec = sibling
-            break
-    return CodeEntry(code=info.code, organ=organ, behavior=behavior, morphs=tuple(morphs), sites=sites, lat=lat,
-                     siblings=siblings, unspec_sibling=unspec)
-
-
-def _weight(code: str, description: str) -> float:
-    weight = V.CATEGORY_WEIGHTS.get(code[:3], 0.0)
-    for pattern, factor in _WEIGHT_PATTERNS:
-        if pattern.search(description):
-            weight *= factor
-    return weight
-
-
-@lru_cache(maxsize=8)
-def _build_pool(n_codes: int, exponent: float, offset: float, pool_seed: int) -> _Pool:
-    candidates: list[tuple[str, float]] = []
-    per_category: dict[str, float] = {}
-    for code in icd.billable_codes(V.CHAPTERS):
-        if code[:3] not in V.CATEGORY_WEIGHTS:
-            continue
-        w = _weight(code, icd.lookup(code).description)
-        if w > 0:
-            candidates.append((code, w))
-            per_category[code[:3]] = per_category.get(code[:3], 0.0) + w / V.CATEGORY_WEIGHTS[code[:3]]
-    # spread a category's mass over its codes (square root: big categories stay big)
-    rng = random.Random(f"pool:{pool_seed}")
-    keyed = []
-    for code, w in sorted(candidates):
-        w = w / math.sqrt(per_category[code[:3]])
-        keyed.append((-math.log(1.0 - rng.random()) / w, code))  # exponential race = weighted permutation
-    head = [c for c in V.HEAD_CODES]
-    order = head + [code for _, code in sorted(keyed) if code not in set(head)]
-    entries: list[CodeEntry] = []
-    seen: set[tuple[str, ...]] = set()
-    for code in order:
-        entry = _parse(code)
-        if entry is None:
-            continue
-        key = (entry.organ, entry.morphs[0], entry.site)
-        if key in seen:
-            continue  # two codes nobody could tell apart from the words
-        seen.add(key)
-        entries.append(entry)
-        if len(entries) == n_codes:
-            break
-    cum: list[float] = []
-    total = 0.0
-    for rank in range(len(entries)):
-        total += 1.0 / (rank + 1 + offset) ** exponent
-        cum.append(total)
-    by_organ: dict[str, tuple[list[int], list[float]]] = {}
-    for index, entry in enumerate(entries):
-        ids, weights = by_organ.setdefault(entry.organ, ([], []))
-        ids.append(index)
-        prev = weights[-1] if weights else 0.0
-        weights.append(prev + 1.0 / (index + 1 + offset) ** exponent)
-    return _Pool(
-        entries=tuple(entries),
-        cum=tuple(cum),
-        by_organ={k: (tuple(v[0]), tuple(v[1])) for k, v in sorted(by_organ.items())},
-    )
-
-
 def code_pool(config: SynthConfig | None = None) -> list[CodeEntry]:
     """Return the code universe of ``config``, most frequent first."""
     cfg = config or SynthConfig()
-    return list(_build_pool(cfg.n_codes, cfg.zipf_exponent, cfg.zipf_offset, cfg.pool_seed).entries)
-
-
-# ==========================================================================
-# One report
-# ==========================================================================
-
-
-@dataclass
-class _Ann:
-    code: str
-    frags: tuple[Span, ...]
-    sent: int = -1
-    kind: str = "focus"  # focus / history / differential / negated
-    rfv_dep: bool = False
-    pair: bool = False
-    entry: CodeEntry | None = None
-
-
-@dataclass
-class _Sent:
-    text: str
-    anns: list[_Ann] = field(default_factory=list)  # frags relative to the sentence
-    removable: bool = True
-
-
-@dataclass
-class _Report:
-    rid: str
-    text: str
-    meta: dict[str, str]
-    truth: list[_Ann]
-    distractors: list[_Ann]
-    sentences: list[Span]
-    n_sentences: int
-
-
-_SLOT = re.compile(r"\{(\w+)\}")
-
-
-@lru_cache(maxsize=512)
-def _tokens(template: str) -> tuple[tuple[bool, str], ...]:
-    out: list[tuple[bool, str]] = []
-    pos = 0
-    for match in _SLOT.finditer(template):
-        if match.start() > pos:
-            out.append((False, template[pos:match.start()]))
-        out.append((True, match.group(1)))
-        pos = match.end()
-    if pos < len(template):
-        out.append((False, template[pos:]))
-    return tuple(out)
-
-
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _render(template: str, values: dict[str, str]) -> tuple[str, dict[str, Span]]:
-    parts: list[str] = []
-    spans: dict[str, Span] = {}
-    pos = 0
-    for is_slot, token in _tokens(template):
-        if is_slot:
-            value = values.get(token)
-            if value is None:
-                low = values.get(token[:1].lower() + token[1:], "")
-                value = _cap(low)
-            spans[token] = (pos, pos + len(value))
-        else:
-            value = token
-        parts.append(value)
-        pos += len(value)
-    return "".join(parts), spans
-
-
-def _evidence(spans: dict[str, Span], spec) -> tuple[Span, ...]:
-    return tuple((spans[a][0], spans[b][1]) for a, b in spec)
-
-
-class _Maker:
-    """Writes one report; all randomness from the report's own generator."""
-
-    def __init__(self, pool: _Pool, cfg: SynthConfig, rng: random.Random, round_day: date):
-        self.pool, self.cfg, self.rng, self.round_day = pool, cfg, rng, round_day
-
-    # -- sampling -----------------------------------------------------------
-
-    def draw(self, exclude: set[str], organ: str | None = None) -> CodeEntry:
-        rng = self.rng
-        if organ is not None and organ in self.pool.by_organ:
-            ids, cum = self.pool.by_organ[organ]
-        else:
-            ids, cum = None, self.pool.cum
-        for _ in range(50):
-            k = bisect.bisect_left(cum, rng.random() * cum[-1])
-            entry = self.pool.entries[ids[k] if ids is not None else k]
-            if entry.code not in exclude:
-                return entry
-        for entry in self.pool.entries:  # pragma: no cover - tiny organ exhausted
-            if entry.code not in exclude:
-                return entry
-        raise RuntimeError("code pool exhausted")
-
-    def n_codes(self) -> int:
-        r = self.rng.random() * sum(self.cfg.codes_per_report)
-        acc = 0.0
-        for k, share in enumerate(self.cfg.codes_per_report):
-            acc += share
-            if r < acc:
-                return k + 1
-        return len(self.cfg.codes_per_report)
-
-    def size(self) -> str:
-        return f"{self.rng.uniform(0.2, 4.5):.1f}"
-
-    def dims(self) -> str:
-        a = self.rng.uniform(0.3, 6.0)
-        return f"{a:.1f} x {a * self.rng.uniform(0.4, 1.0):.1f} x {a * self.rng.uniform(0.1, 0.6):.1f}"
-
-    def fill(self, text: str) -> str:
-        rng = self.rng
-        return (text.replace("{size}", self.size()).replace("{dims}", self.dims())
-                .replace("{n}", str(rng.randint(2, 6))).replace("{size2}", f"{rng.uniform(0.1, 1.5):.1f}"))
-
-    def mods(self, entry: CodeEntry, force: bool = False) -> str:
-        rng = self.rng
-        if not force and rng.random() >= self.cfg.mods_rate:
-            return ""
-        spec = V.ORGANS[entry.organ]["mods"]
-        if entry.behavior in ("malignant", "secondary"):
-            options = spec.get("malignant") or ["measuring {size} cm", "see comment"]
-        elif entry.behavior in ("benign", "insitu", "uncertain"):
-            options = spec.get("benign") or ["measuring {size} cm", "see comment"]
-        else:
-            options = spec.get("other") or V.GENERIC_MODS_OTHER
-        return ", " + self.fill(rng.choice(options))
-
-    def morph(self, entry: CodeEntry, upper: bool) -> str:
-        m = self.rng.choice(entry.morphs)
-        return m.upper() if upper else m
-
-    # -- sentences ------------------------------------------------------------
-
-    def focus(self, entries: list[CodeEntry], site: str, label: str, proc: str, rfv_dep: bool, prose: bool,
-              upper: bool) -> _Sent:
-        rng, cfg = self.rng, self.cfg
-        first = entries[0]
-        organ = V.ORGANS[first.organ]["label"]
-        values = {"P": label, "organ": organ.lower(), "Organ": organ, "proc": proc}
-        has_site = bool(site) and not rfv_dep
-        values["site"] = site
-        m = self.morph(first, upper)
-        values["m"], values["M"] = m, _cap(m)
-        if len(entries) == 2:
-            second = entries[1]
-            values["m2"] = self.morph(second, False)
-            values["site2"] = rng.choice(second.sites) or V.ORGANS[second.organ]["label"].lower()
-            if has_site:
-                template, ev1, ev2 = rng.choice(V.FOCUS_PAIR)
-            else:
-                template, ev1, ev2 = rng.choice(V.FOCUS_PAIR_NOSITE)
-            values["mods"] = self.mods(first)
-            text, spans = _render(template, values)
-            return _Sent(text, [
-                _Ann(first.code, _evidence(spans, ev1), pair=True, entry=first),
-                _Ann(second.code, _evidence(spans, ev2), pair=True, entry=second),
-            ], removable=False)
-        if prose:
-            choices = V.FOCUS_PROSE_SITE if has_site else V.FOCUS_PROSE_NOSITE
-        elif has_site and rng.random() < cfg.discontinuous_rate:
-            choices = V.FOCUS_SITE_DISC
-        elif has_site:
-            choices = V.FOCUS_SITE
-        else:
-            choices = V.FOCUS_NOSITE
-        template, ev = rng.choice(choices)
-        values["mods"] = self.mods(first, force="{M}{mods}, {site}" in template)
-        text, spans = _render(template, values)
-        return _Sent(text, [_Ann(first.code, _evidence(spans, ev), rfv_dep=rfv_dep, entry=first)],
-                     removable=False)
-
-    def disease_mention(self, templates, templates_nosite, entry: CodeEntry, kind: str, extra=None) -> _Sent:
-        rng = self.rng
-        values = {"m": rng.choice(entry.morphs), "site": rng.choice(entry.sites),
-                  "hproc": rng.choice(V.ORGANS[entry.organ]["history_procs"]),
-                  "year": str(self.round_day.year - rng.randint(1, 15))}
-        values["M"] = _cap(values["m"])
-        values.update(extra or {})
-        if entry.site and "{site}" in templates[0]:
-            template = rng.choice(templates)
-        else:
-            template = rng.choice(templates_nosite)
-        text, spans = _render(template, values)
-        first = "M" if "M" in spans else "m"
-        last = "site" if "site" in spans else first
-        return _Sent(text, [_Ann(entry.code, ((spans[first][0], spans[last][1]),), kind=kind, entry=entry)])
-
-    # -- the report -------------------------------------------------------------
-
-    def report(self, rid: str) -> _Report:
-        rng, cfg = self.rng, self.cfg
-        n = self.n_codes()
-        codes: list[CodeEntry] = [self.draw(set())]
-        taken = {codes[0].code}
-        while len(codes) < n:
-            organ = codes[0].organ if rng.random() < cfg.related_code_rate else None
-            entry = self.draw(taken, organ)
-            codes.append(entry)
-            taken.add(entry.code)
-        # parts: one code each, or the first two sharing a sentence
-        groups: list[list[CodeEntry]] = [[c] for c in codes]
-        mates = [j for j in range(1, n) if codes[j].organ == codes[0].organ]
-        if mates and rng.random() < cfg.two_code_sentence_rate:
-            j = mates[0]
-            groups = [[codes[0], codes[j]]] + [[c] for k, c in enumerate(codes[1:], start=1) if k != j]
-        primary = codes[0]
-        rfv_dep = len(groups[0]) == 1 and primary.rfv_eligible and rng.random() < cfg.rfv_only_rate
-        upper = rng.random() < cfg.uppercase_diagnosis_rate
-        multi = len(groups) > 1
-        parts = []
-        for i, group in enumerate(groups):
-            organ = V.ORGANS[group[0].organ]
-            parts.append(dict(
-                L=chr(ord("A") + i), P=f"{chr(ord('A') + i)}. " if multi else "", entries=group,
-                proc=rng.choice(organ["procs"]), organ=organ, rfv_dep=rfv_dep and i == 0,
-                site=rng.choice(group[0].sites),
-                prose=rng.random() < cfg.prose_focus_rate,
-            ))
-        pspec = V.ORGANS[primary.organ]
-        # reason for visit
-        primary_site = parts[0]["site"]
-        if rfv_dep or (primary_site and rng.random() < cfg.rfv_states_site_rate):
-            rfv = _cap(rng.choice(pspec["rfv"]).replace("{site}", primary_site))
-        else:
-            rfv = rng.choice(pspec["rfv_plain"])
-        female = {"breast", "uterus", "cervix", "ovary", "vulva"}
-        male = {"prostate", "testis"}
-        sex = "female" if primary.organ in female else "male" if primary.organ in male else rng.choice(
-            ("female", "male"))
-        age = rng.randint(*(cfg.malignant_age_range if primary.behavior == "malignant" else cfg.age_range))
-
-        sections: dict[str, list[_Sent]] = {k: [] for k in ("specimen", "history", "gross", "micro", "final",
-                                                            "comment")}
-        for part in parts:
-            entry = part["entries"][0]
-            vals = {"P": part["P"], "Organ": part["organ"]["label"], "proc": part["proc"], "site": part["site"]}
-            if part["site"] and not part["rfv_dep"]:
-                template = rng.choice(V.SPECIMEN_LINES)
-            else:
-                template = rng.choice(V.SPECIMEN_LINES_NOSITE)
-            sections["specimen"].append(_Sent(_render(template, vals)[0], removable=False))
-        # clinical history
-        opener = rng.choice(V.HISTORY_OPENERS)
-        presenting = rng.choice(pspec["presenting"])
-        hist = _render(opener, {"age": str(age), "Age": str(age), "sex": sex, "presenting": presenting})[0]
-        sections["history"].append(_Sent(hist, removable=False))
-        if not rfv_dep and rng.random() < cfg.history_restates_rfv_rate:
-            sections["history"].append(_Sent(rng.choice(V.HISTORY_RFV).replace("{rfv}", rfv)))
-        k = 0
-        while k < cfg.max_history_distractors and rng.random() < cfg.history_distractor_rate:
-            other = self.draw(taken)
-            sections["history"].append(self.disease_mention(
-                V.HISTORY_DISTRACTORS, V.HISTORY_DISTRACTORS_NOSITE, other, "history"))
-            k += 1
-        if rng.random() < cfg.history_filler_rate:
-            sections["history"].append(_Sent(rng.choice(V.HISTORY_FILLERS)))
-        # gross
-        for part in parts:
-            entry = part["entries"][0]
-            label = part["organ"]["label"].lower() if part["rfv_dep"] or not part["site"] else part["site"]
-            gross = rng.choice(V.GROSS_TEMPLATES)
-            gross = self.fill(gross.replace("{tissue}", rng.choice(part["organ"]["tissue"])))
-            gross = gross.replace("{Pp}", f"Part {part['L']}" if multi else "The specimen").replace(
-                "{label}", label)
-            sections["gross"].append(_Sent(gross, removable=len(parts) > 3))
-            for _ in range(rng.randint(0, 2 if len(parts) <= 2 else 1)):
-                filler = rng.choice(V.GROSS_FILLERS)
-                filler = self.fill(filler.replace("{L}", part["L"]).replace("{k}", str(rng.randint(2, 6)))
-                                   .replace("{color}", rng.choice(V.INK_COLORS)))
-                sections["gross"].append(_Sent(filler))
-        # microscopic
-        if rng.random() < cfg.micro_rate:
-            for part in parts:
-                entry = part["entries"][0]
-                cls = ("malignant" if entry.behavior in ("malignant", "secondary")
-                       else "benign" if entry.behavior in ("benign", "insitu", "uncertain") else "other")
-                micro = part["organ"]["micro"].get(cls) or V.GENERIC_MICRO[cls]
-                used = {sent.text for sent in sections["micro"]}
-                for sentence in rng.sample(micro, min(len(micro), rng.randint(1, 2))):
-                    if sentence not in used:
-                        sections["micro"].append(_Sent(sentence))
-        else:
-            sections["micro"].append(_Sent(rng.choice(V.MICRO_FILLERS)))
-        # final diagnosis (focus sentences) and comment
-        for part in parts:
-            sent = self.focus(part["entries"], part["site"], part["P"], part["proc"], part["rfv_dep"],
-                              part["prose"], upper)
-            if part["prose"]:
-                see = f"{part['P']}{part['organ']['label']}, {part['proc']}: see comment."
-                sections["final"].append(_Sent(see, removable=False))
-                sections["comment" if rng.random() < cfg.prose_in_comment_rate else "micro"].append(sent)
-            else:
-                sections["final"].append(sent)
-            if rng.random() < cfg.negated_finding_rate:
-                neg = rng.choice(part["organ"]["neg"])
-                template = rng.choice(V.NEGATED_TEMPLATES)
-                text = _render(template, {"neg": neg})[0]
-                sections["final" if rng.random() < cfg.negated_in_final_rate else "micro"].append(_Sent(text))
-            if rng.random() < cfg.negated_disease_rate:
-                other = self.draw(taken, part["entries"][0].organ)
-                template = rng.choice(V.NEGATED_TEMPLATES)
-                values = {"neg": other.morphs[0]}
-                text, spans = _render(template, values)
-                span = spans["neg"] if "neg" in spans else spans["Neg"]
-                sections["final"].append(_Sent(text, [_Ann(other.code, (span,), kind="negated", entry=other)]))
-        if rng.random() < cfg.differential_rate:
-            other = self.draw(taken, primary.organ)
-            sections["comment"].append(self.disease_mention(
-                V.DIFFERENTIAL_DISTRACTORS, V.DIFFERENTIAL_DISTRACTORS, other, "differential"))
-        if rng.random() < cfg.comment_rate:
-            for template in rng.sample(V.COMMENT_FILLERS, rng.randint(1, 2)):
-                when = self.round_day - timedelta(days=rng.randint(0, 30))
-                text = template.replace("{name}", rng.choice(V.PATHOLOGIST_NAMES)).replace(
-                    "{date}", when.strftime("%m/%d/%Y"))
-                sections["comment"].append(_Sent(text))
-
-        # sentence budget
-        order = ["specimen", "history", "gross", "micro", "final", "comment"]
-        if rng.random() < cfg.final_first_rate:
-            order = ["specimen", "final", "comment", "history", "gross", "micro"]
-        total = sum(len(v) for v in sections.values())
-        while total > cfg.max_sentences:
-            removable = [(name, i) for name in order for i, s in enumerate(sections[name]) if s.removable]
-            if not removable:
-                break
-            name, i = removable[rng.randrange(len(removable))]
-            del sections[name][i]
-            total -= 1
-        while total < cfg.min_sentences:
-            sections["comment"].append(_Sent(rng.choice(V.COMMENT_FILLERS).replace(
-                "{name}", rng.choice(V.PATHOLOGIST_NAMES)).replace("{date}", self.round_day.strftime("%m/%d/%Y"))))
-            total += 1
-
-        # layout
-        chunks: list[str] = []
-        pos = 0
-        truth: list[_Ann] = []
-        distractors: list[_Ann] = []
-        sentence_spans: list[Span] = []
-        for name in order:
-            sents = sections[name]
-            if not sents:
-                continue
-            header = rng.choice(V.SECTION_HEADERS[name])
-            if chunks:
-                chunks.append("\n\n")
-                pos += 2
-            chunks.append(header + "\n")
-            pos += len(header) + 1
-            line_per_sentence = name in ("specimen", "final") or rng.random() < cfg.one_sentence_per_line_rate
-            for j, sent in enumerate(sents):
-                if j:
-                    sep = "\n" if line_per_sentence else " "
-                    chunks.append(sep)
-                    pos += 1
-                start = pos
-                chunks.append(sent.text)
-                pos += len(sent.text)
-                index = len(sentence_spans)
-                sentence_spans.append((start, pos))
-                for ann in sent.anns:
-                    ann.frags = tuple((start + s, start + e) for s, e in ann.frags)
-                    ann.sent = index
-                    (truth if ann.kind == "focus" else distractors).append(ann)
-        text = "".join(chunks) + "\n"
-        specimen = "; ".join(f"{p['organ']['label']}, {p['proc']}" for p in parts)
-        proc_day = self.round_day - timedelta(days=rng.randint(1, 365))
-        meta = {"report_id": rid, "reason_for_visit": rfv, "specimen": specimen,
-                "procedure_date": proc_day.isoformat(), "patient_age": str(age), "patient_sex": sex,
-                "department": pspec["dept"]}
-        return _Report(rid, text, meta, truth, distractors, sentence_spans, len(sentence_spans))
-
-
-# ==========================================================================
-# Coders and senior
-# ==========================================================================
-
-
-_WORD = re.compile(r"[^\s,.;:]+")
-
-
-def _shift(rng: random.Random, text: str, sentence: Span, frags: tuple[Span, ...], coder: CoderProfile
-           ) -> tuple[Span, ...]:
-    if len(frags) > 1 and rng.random() < coder.merge_fragments_rate:
-        frags = ((min(s for s, _ in frags), max(e for _, e in frags)),)
-    if rng.random() >= coder.span_shift_rate:
-        return frags
-    s_start, s_end = sentence
-    body = text[s_start:s_end].rstrip(".")
-    words = [(s_start + m.start(), s_start + m.end()) for m in _WORD.finditer(body)]
-    if not words:
-        return frags
-    start, end = frags[0][0], frags[-1][1]
-    op = rng.random()
-    if op < 0.35:  # one more word on the right
-        after = [w for w in words if w[0] >= end]
-        if after:
-            end = after[0][1]
-    elif op < 0.6:  # one word less on the left
-        inside = [w for w in words if start <= w[0] and w[1] <= frags[0][1]]
-        if len(inside) >= 2:
-            start = inside[1][0]
-    elif op < 0.8:  # one more word on the left
-        before = [w for w in words if w[1] <= start]
-        if before:
-            start = before[-1][0]
-    else:  # the whole sentence
-        start, end = words[0][0], words[-1][1]
-    if len(frags) > 1:
-        first = (start, frags[0][1]) if start < frags[0][1] else frags[0]
-        last = (frags[-1][0], end) if end > frags[-1][0] else frags[-1]
-        return (first, *frags[1:-1], last)
-    return ((start, end),) if start < end else frags
-
-
-def _code_for(rng: random.Random, ann: _Ann, coder: CoderProfile, cfg: SynthConfig) -> str:
-    entry = ann.entry
-    if entry is None:
-        return ann.code
-    if ann.rfv_dep and rng.random() < coder.rfv_neglect_rate:
-        if entry.unspec_sibling:
-            return entry.unspec_sibling
-        if entry.siblings:
-            return rng.choice(entry.siblings)
-    if entry.siblings and rng.random() < coder.sibling_rate:
-        if entry.unspec_sibling and rng.random() < cfg.unspecified_sibling_share:
-            return entry.unspec_sibling
-        return rng.choice(entry.siblings)
-    return ann.code
-
-
-def _code(rng: random.Random, report: _Report, coder: CoderProfile, cfg: SynthConfig
-          ) -> list[tuple[str, tuple[Span, ...]]]:
-    out: list[tuple[str, tuple[Span, ...]]] = []
-    for ann in report.truth:
-        miss = coder.miss_rate + (coder.pair_miss_rate if ann.pair and ann is not report.truth[0] else 0.0)
-        if rng.random() < miss:
-            continue
-        code = _code_for(rng, ann, coder, cfg)
-        sentence = report.sentences[ann.sent]
-        frags = _shift(rng, report.text, sentence, ann.frags, coder)
-        out.append((code, frags))
-        if ann.entry and ann.entry.siblings and rng.random() < coder.overcode_rate:
-            extra = rng.choice(ann.entry.siblings)
-            if extra != code:
-                out.append((extra, frags))
-    kind_factor = dict(cfg.distractor_code_factors)
-    for ann in report.distractors:
-        if rng.random() < coder.extra_rate * kind_factor.get(ann.kind, 1.0):
-            out.append((ann.code, _shift(rng, report.text, report.sentences[ann.sent], ann.frags, coder)))
-    return out
-
-
-def _overlap(a: tuple[Span, ...], b: tuple[Span, ...]) -> bool:
-    return any(s1 < e2 and s2 < e1 for s1, e1 in a for s2, e2 in b)
-
-
-def disagree(first: list[tuple[str, tuple[Span, ...]]], second: list[tuple[str, tuple[Span, ...]]]) -> bool:
-    """Whether two coders' annotations of a report need adjudication.
-
-    They disagree when an annotation of one has no overlapping annotation
-    with the same code from the other, or when overlapping annotations carry
-    different codes. Annotations are ``(code, fragments)`` pairs.
-    """
-    for mine, theirs in ((first, second), (second, first)):
-        for code, frags in mine:
-            overlapping = [c for c, f in theirs if _overlap(frags, f)]
-            if code not in overlapping or any(c != code for c in overlapping):
-                return True
-    return False
-
-
-def _senior(rng: random.Random, report: _Report, cfg: SynthConfig) -> list[tuple[str, tuple[Span, ...]]]:
-    out = []
-    for ann in report.truth:
-        if rng.random() < cfg.senior_miss_rate:
-            continue
-        code = ann.code
-        if ann.entry and ann.entry.siblings and rng.random() < cfg.senior_error_rate:
-            code = rng.choice(ann.entry.siblings)
-        out.append((code, ann.frags))
-    return out
+    return list(build_pool(cfg.n_codes, cfg.zipf_exponent, cfg.zipf_offset, cfg.pool_seed).entries)
 
 
 # ==========================================================================
@@ -950,7 +254,7 @@ def _init_worker(state: dict) -> None:
 
 def _run_chunk(bounds: tuple[int, int]) -> dict:
     cfg: SynthConfig = _STATE["cfg"]
-    pool: _Pool = _STATE["pool"]
+    pool: Pool = _STATE["pool"]
     tmp: Path = _STATE["tmp"]
     seed: int = _STATE["seed"]
     n_reports: int = _STATE["n_reports"]
@@ -963,7 +267,7 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
     for index in range(*bounds):
         rid = _report_id(index, n_reports)
         rng = random.Random(f"synth:{seed}:{index}")
-        report = _Maker(pool, cfg, rng, day).report(rid)
+        report = ReportWriter(pool, cfg, rng, day).report(rid)
         _write(tmp / "texts" / f"{rid}.txt", report.text)
         truth = [(a.code, a.frags) for a in report.truth]
         _write(tmp / "truth" / f"{rid}.ann", _ann_text(report.text, truth, cfg.label))
@@ -971,7 +275,7 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
         coded = []
         for ci in chosen:
             coder = cfg.coders[ci]
-            anns = _code(rng, report, coder, cfg)
+            anns = code_report(rng, report, coder, cfg)
             coded.append(anns)
             _write(tmp / "coders" / coder.name / f"{rid}.ann", _ann_text(report.text, anns, cfg.label))
             stats["ann"][coder.name] += len(anns)
@@ -979,7 +283,7 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
         disputed = any(disagree(coded[i], coded[j]) for i in range(len(coded)) for j in range(i + 1, len(coded)))
         # the backlog draw happens only when asked for, so that default rounds keep their bytes
         if disputed and not (cfg.senior_backlog_rate and rng.random() < cfg.senior_backlog_rate):
-            _write(tmp / "senior" / f"{rid}.ann", _ann_text(report.text, _senior(rng, report, cfg), cfg.label))
+            _write(tmp / "senior" / f"{rid}.ann", _ann_text(report.text, adjudicate(rng, report, cfg), cfg.label))
             stats["senior"] += 1
         stats["meta"].append(report.meta)
         codes = {a.code for a in report.truth}
@@ -1062,7 +366,7 @@ def generate_round(out: Path, n_reports: int, seed: int, config: SynthConfig | N
     try:
         for sub in ("texts", "truth", "senior", *(f"coders/{c.name}" for c in cfg.coders)):
             (tmp / sub).mkdir(parents=True)
-        pool = _build_pool(cfg.n_codes, cfg.zipf_exponent, cfg.zipf_offset, cfg.pool_seed)
+        pool = build_pool(cfg.n_codes, cfg.zipf_exponent, cfg.zipf_offset, cfg.pool_seed)
         day = _round_day(cfg, seed)
         state = dict(cfg=cfg, pool=pool, tmp=tmp, seed=seed, n_reports=n_reports, day=day)
         chunk = max(1, cfg.chunk_size)
