@@ -44,7 +44,8 @@ Figures of each unit:
   agreement and Krippendorff's alpha (all reports).
 
 Confidence intervals: percentile bootstrap (2.5 %, 97.5 %) over the round's
-reports, ``bootstrap`` replicates from ``seed`` (:func:`bootstrap_draws`).
+reports, ``bootstrap`` replicates from ``seed``
+(:func:`~hiericd_core.coefficients.bootstrap_draws`).
 All figures share each replicate's draw; a pair uses the drawn reports it
 shares. Replicates where a figure is undefined are left out.
 
@@ -91,8 +92,16 @@ from itertools import combinations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
 
+from hiericd_core.coefficients import (
+    WeightedColumns,
+    bootstrap_draws,
+    draw_weights,
+    fleiss_kappa,
+    krippendorff_alpha,
+    safe_div,
+    two_rater,
+)
 from hiericd_core.segment import rule_sentences
 from hiericd_core.spanagree import Splitter, corpus_spans, expand, round_span_table, span_agreement, word_tokens
 
@@ -122,7 +131,6 @@ class AgreementConfig:
     decimals: int = 6
 
 
-# --------------------------------------------------------------------------- sentences
 
 # --------------------------------------------------------------------------- the round as arrays
 
@@ -223,135 +231,6 @@ def _span_unit(flat: _Flat, splitter: Splitter, by_code: bool) -> _Ratings:
     return _Ratings(spans.counts, k, spans.counts, senior_k, senior_k, rater, report, item, category)
 
 
-# --------------------------------------------------------------------------- sums under report weights
-
-
-class _Columns:
-    """Per-report statistics side by side, summed under any report weights in one product."""
-
-    def __init__(self, n_reports: int):
-        self.n_reports = n_reports
-        self._dense: list[np.ndarray] = []
-        self._sparse: list[sparse.csr_matrix] = []
-        self._nd = self._ns = 0
-
-    def dense(self, *columns: np.ndarray) -> slice:
-        self._dense.extend(np.asarray(c, dtype=float) for c in columns)
-        self._nd += len(columns)
-        return slice(self._nd - len(columns), self._nd)
-
-    def counts(self, report: np.ndarray, column: np.ndarray, value: np.ndarray, width: int) -> tuple[str, slice]:
-        """Register the per-report sums of ``value`` by ``column`` (a ``(reports, width)`` table).
-
-        A single column is kept dense (BLAS sums it); wider tables are sparse.
-        """
-        value = np.asarray(value, dtype=float)
-        if width == 1:
-            return "dense", self.dense(np.bincount(report, value, minlength=self.n_reports))
-        matrix = sparse.csr_matrix((value, (report, column)), shape=(self.n_reports, width))
-        self._sparse.append(matrix)
-        self._ns += width
-        return "sparse", slice(self._ns - width, self._ns)
-
-    @staticmethod
-    def take(handle: tuple[str, slice], d: np.ndarray, s: np.ndarray) -> np.ndarray:
-        kind, columns = handle
-        return (d if kind == "dense" else s)[:, columns]
-
-    def freeze(self) -> None:
-        self._d = np.stack(self._dense, axis=1) if self._dense else np.zeros((self.n_reports, 0))
-        self._s = (sparse.hstack(self._sparse).T.tocsr() if self._sparse
-                   else sparse.csr_matrix((0, self.n_reports)))
-        self._s32 = self._s.astype(np.float32)
-
-    def sums(self, weights: np.ndarray, exact: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Return the weighted sums ``(dense (b, nd), sparse (b, ns))`` for weights ``(reports, b)``.
-
-        ``exact=False`` sums the sparse part in float32, four times faster; its
-        values are integer counts, exact in float32 up to 2**24.
-        """
-        if exact:
-            return weights.T @ self._d, np.asarray(self._s @ weights).T
-        return weights.T @ self._d, np.asarray(self._s32 @ weights.astype(np.float32)).T.astype(float)
-
-
-def bootstrap_draws(n_reports: int, n: int, seed: int) -> Iterator[np.ndarray]:
-    """Yield the reports each bootstrap replicate draws, as ``(b, n_reports)`` index chunks.
-
-    Replicates come in order, ``n`` in all; chunk sizes depend only on
-    ``n_reports`` and ``n``, so a seed fixes every draw.
-    """
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n, 2_000_000 // max(n_reports, 1)))
-    for done in range(0, n, chunk):
-        yield rng.integers(0, n_reports, size=(min(chunk, n - done), n_reports))
-
-
-def _weights(draws: np.ndarray) -> np.ndarray:
-    b, n_reports = draws.shape
-    flat = (draws * b + np.arange(b)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_reports * b).reshape(n_reports, b).astype(float)
-
-
-# --------------------------------------------------------------------------- the statistics
-
-
-def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
-
-
-def _two_rater(n: np.ndarray, agree: np.ndarray, margins_a: np.ndarray, margins_b: np.ndarray,
-               k: int) -> dict[str, np.ndarray]:
-    """Cohen's kappa, observed agreement, PABAK and AC1 from summed counts.
-
-    Args:
-        n: ``(b,)`` items; agree: ``(b,)`` items both raters put in one category.
-        margins_a, margins_b: ``(b, k - 1)`` items each rater put in categories 1..k-1.
-        k: number of categories.
-    """
-    pa = np.column_stack((n - margins_a.sum(axis=1), margins_a)) / np.where(n > 0, n, 1)[:, None]
-    pb = np.column_stack((n - margins_b.sum(axis=1), margins_b)) / np.where(n > 0, n, 1)[:, None]
-    observed = _div(agree, n)
-    expected = (pa * pb).sum(axis=1)
-    mean = (pa + pb) / 2
-    others = np.full_like(observed, k - 1)  # k = 1 (nothing coded): PABAK and AC1 are undefined
-    chance_ac1 = _div((mean * (1 - mean)).sum(axis=1), others)
-    return {
-        "kappa": _div(observed - expected, 1 - expected),
-        "observed": observed,
-        "pabak": _div(k * observed - 1, others),
-        "ac1": _div(observed - chance_ac1, 1 - chance_ac1),
-    }
-
-
-def two_rater_agreement(confusion: np.ndarray) -> dict[str, float]:
-    """Cohen's kappa, observed agreement, PABAK and Gwet's AC1 of a ``k × k`` confusion matrix.
-
-    ``confusion[i, j]`` counts the items rater A put in category ``i`` and
-    rater B in ``j``. The same formulas as the round report, for hand checks.
-    """
-    table = np.asarray(confusion, dtype=float)
-    k = table.shape[0]
-    one = np.ones(1)
-    out = _two_rater(table.sum() * one, np.trace(table) * one, table.sum(axis=1)[None, 1:],
-                     table.sum(axis=0)[None, 1:], k)
-    return {name: float(v[0]) for name, v in out.items()}
-
-
-def _fleiss(n_items, sum_p, counts, raters: int) -> np.ndarray:
-    """Fleiss' kappa from summed per-item agreement ``sum_p`` and category counts ``(b, k - 1)``."""
-    p = counts / np.where(n_items > 0, n_items * raters, 1)[:, None]
-    expected = (1 - p.sum(axis=1)) ** 2 + (p**2).sum(axis=1)
-    return _div(_div(sum_p, n_items) - expected, 1 - expected)
-
-
-def _alpha(n, within, counts) -> np.ndarray:
-    """Krippendorff's alpha (nominal) from pairable values ``n``, within-unit coincidences and counts."""
-    zero = n - counts.sum(axis=1)
-    return 1 - _div((n - 1) * (n - within), n**2 - zero**2 - (counts**2).sum(axis=1))
-
-
 # --------------------------------------------------------------------------- figures of one unit
 
 
@@ -365,7 +244,7 @@ class _Figure:
     point: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _pair_figure(cols: _Columns, u: _Ratings, rated: np.ndarray, a: int, b: int) -> tuple[_Figure, int, int]:
+def _pair_figure(cols: WeightedColumns, u: _Ratings, rated: np.ndarray, a: int, b: int) -> tuple[_Figure, int, int]:
     both = rated[:, a] & rated[:, b]
     in_a = np.flatnonzero((u.rater == a) & both[u.report])
     in_b = np.flatnonzero((u.rater == b) & both[u.report])
@@ -387,7 +266,7 @@ def _pair_figure(cols: _Columns, u: _Ratings, rated: np.ndarray, a: int, b: int)
 
     def compute(d: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         n_sum, agree_sum = d[:, dense].T
-        return _two_rater(n_sum, agree_sum, cols.take(ma, d, s), cols.take(mb, d, s), k)
+        return two_rater(n_sum, agree_sum, cols.take(ma, d, s), cols.take(mb, d, s), k)
 
     return _Figure(compute, "kappa"), int(both.sum()), int(n.sum())
 
@@ -427,7 +306,7 @@ def _multi(u: _Ratings, rated: np.ndarray, n_coders: int) -> _Multi:
     return _Multi(raters, modal, item, report, category, count, within)
 
 
-def _fleiss_figure(cols: _Columns, u: _Ratings, m: _Multi) -> _Figure:
+def _fleiss_figure(cols: WeightedColumns, u: _Ratings, m: _Multi) -> _Figure:
     keep = m.raters == m.modal
     dense = cols.dense(np.where(keep, u.n_items, 0), np.where(keep, m.within / max(m.modal * (m.modal - 1), 1), 0))
     rows = keep[m.report]
@@ -435,12 +314,13 @@ def _fleiss_figure(cols: _Columns, u: _Ratings, m: _Multi) -> _Figure:
 
     def compute(d: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         n_items, sum_p = d[:, dense].T
-        return {"value": _fleiss(n_items, sum_p, cols.take(counts, d, s), m.modal), "observed": _div(sum_p, n_items)}
+        return {"value": fleiss_kappa(n_items, sum_p, cols.take(counts, d, s), m.modal),
+                "observed": safe_div(sum_p, n_items)}
 
     return _Figure(compute, "value")
 
 
-def _alpha_figure(cols: _Columns, u: _Ratings, m: _Multi) -> _Figure:
+def _alpha_figure(cols: WeightedColumns, u: _Ratings, m: _Multi) -> _Figure:
     keep = m.raters >= 2
     dense = cols.dense(np.where(keep, u.n_items * m.raters, 0),
                        np.where(keep, m.within / np.maximum(m.raters - 1, 1), 0))
@@ -449,12 +329,12 @@ def _alpha_figure(cols: _Columns, u: _Ratings, m: _Multi) -> _Figure:
 
     def compute(d: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
         n, within = d[:, dense].T
-        return {"value": _alpha(n, within, cols.take(counts, d, s))}
+        return {"value": krippendorff_alpha(n, within, cols.take(counts, d, s))}
 
     return _Figure(compute, "value")
 
 
-def _per_code_figure(cols: _Columns, u: _Ratings, m: _Multi, n_codes: int,
+def _per_code_figure(cols: WeightedColumns, u: _Ratings, m: _Multi, n_codes: int,
                      codes: np.ndarray) -> tuple[_Figure, dict[str, np.ndarray]]:
     """Fleiss' kappa per code (report × presence), over the modal-rater reports; alpha as a point value."""
     column = np.full(n_codes, -1)
@@ -475,7 +355,7 @@ def _per_code_figure(cols: _Columns, u: _Ratings, m: _Multi, n_codes: int,
         sum_p = n + cols.take(deviation, d, s) / modal_pairs
         p = cols.take(positives, d, s) / np.where(n > 0, n * m.modal, 1)
         expected = p**2 + (1 - p) ** 2
-        return {"kappa": _div(_div(sum_p, n) - expected, 1 - expected), "observed": _div(sum_p, n)}
+        return {"kappa": safe_div(safe_div(sum_p, n) - expected, 1 - expected), "observed": safe_div(sum_p, n)}
 
     # Krippendorff's alpha per code, all reports with two or more coders (no bootstrap)
     pairable = m.raters >= 2
@@ -483,7 +363,7 @@ def _per_code_figure(cols: _Columns, u: _Ratings, m: _Multi, n_codes: int,
     n = float((m.raters * pairable).sum())
     within = n + np.bincount(code[rows], pair_sum[rows] / (raters[rows] - 1) - raters[rows], minlength=len(codes))
     ones_sum = np.bincount(code[rows], ones[rows], minlength=len(codes))
-    alpha = _alpha(np.full(len(codes), n), within, ones_sum[:, None])
+    alpha = krippendorff_alpha(np.full(len(codes), n), within, ones_sum[:, None])
     return _Figure(compute, "kappa"), {"alpha": alpha}
 
 
@@ -511,7 +391,7 @@ def agreement(round: Round, config: AgreementConfig = AgreementConfig(), segment
         "sentence_focus": _span_unit(flat, segmenter or rule_sentences, by_code=False),
         "token_code": _span_unit(flat, tokenizer or word_tokens, by_code=True),
     }
-    cols = _Columns(n_reports)
+    cols = WeightedColumns(n_reports)
     plan: dict[str, dict] = {}
     senior_pairs = [(flat.senior, c) for c in range(n_coders) if (flat.rated[:, flat.senior] & flat.rated[:, c]).any()]
     for name, u in units.items():
@@ -538,7 +418,7 @@ def agreement(round: Round, config: AgreementConfig = AgreementConfig(), segment
         figure.point = figure.compute(d, s)
     if config.bootstrap > 0 and n_reports:
         for draws in bootstrap_draws(n_reports, config.bootstrap, config.seed):
-            d, s = cols.sums(_weights(draws), exact=False)
+            d, s = cols.sums(draw_weights(draws), exact=False)
             for figure in figures:
                 figure.replicates.append(figure.compute(d, s)[figure.main])
 

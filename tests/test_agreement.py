@@ -15,15 +15,9 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from hiericd_core.agreement import (
-    NEEDS_TWO,
-    UNITS,
-    AgreementConfig,
-    agreement,
-    bootstrap_draws,
-    two_rater_agreement,
-)
+from hiericd_core.agreement import NEEDS_TWO, UNITS, AgreementConfig, agreement
 from hiericd_core.annotation import Annotation
+from hiericd_core.coefficients import bootstrap_draws, two_rater_agreement
 from hiericd_core.rounds import Report, Round, RoundConfig
 from hiericd_core.segment import rule_sentences
 from hiericd_core.spanagree import word_tokens
