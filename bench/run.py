@@ -36,6 +36,8 @@ TARGETS = {
     "span_f1_compute": ("span F1 (instance + token), every pair, from documents already read", None, None),
     "segment": ("segmentation throughput per backend, 2,000 reports, one process", None, None),
     "datasets": ("merged round → both Parquet files + GX validation (2 cores)", 240.0, 4.0),
+    "train": ("train tagger + classifier on the data set (default TrainConfig, 2 cores)", 1200.0, 4.0),
+    "infer": ("predict with evidence: 5,000 raw reports (load, segment, tag, classify)", None, 4.0),
 }
 
 
@@ -103,27 +105,40 @@ def _pair_projects(scratch: Path) -> list[Path]:
 
 
 def step_span_pairs(scratch: Path, reports: int) -> dict:
-    """Not timed for a target: lay out the coder pairs as bratiaa projects (hard links) for both tools."""
-    return {"projects": [p.name for p in _pair_projects(scratch)]}
+    """Not timed for a target: lay out the coder pairs as bratiaa projects (hard links) for both tools.
+
+    Every file is then read once, so that both tools find them in the page
+    cache (else the one that runs first pays for the disk).
+    """
+    projects = _pair_projects(scratch)
+    size = sum(len(f.read_bytes()) for p in projects for f in p.rglob("*") if f.is_file())
+    return {"projects": [p.name for p in projects], "bytes": size}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def step_span_f1_hiericd(scratch: Path, reports: int) -> dict:
-    from hiericd_core.spanagree import read_project, span_agreement, span_table, whitespace_tokens
+    cpu = _cpu_seconds()
+    from hiericd_core.spanagree import read_project_table, span_agreement, whitespace_tokens
 
-    out = {}
+    out, problems = {}, 0
     for project in _pair_projects(scratch):
-        documents, problems = read_project(project)
-        table = span_table(documents)
+        table, found = read_project_table(project)
+        problems += len(found)
         for mode in ("instance", "token"):
             result = span_agreement(table, mode, tokenizer=whitespace_tokens)
             out[f"{project.name}/{mode}"] = round(float(result.mean_sd_total()[0]), 6)
-    return {"f1": out}
+    return {"f1": out, "problems": problems, "cpu_seconds": _cpu_seconds() - cpu, "load_average": os.getloadavg()}
 
 
 def step_span_f1_compute(scratch: Path, reports: int) -> dict:
-    from hiericd_core.spanagree import read_project, span_agreement, span_table, whitespace_tokens
+    from hiericd_core.spanagree import read_project_table, span_agreement, whitespace_tokens
 
-    tables = {p.name: span_table(read_project(p)[0]) for p in _pair_projects(scratch)}
+    tables = {p.name: read_project_table(p)[0] for p in _pair_projects(scratch)}
     started = time.perf_counter()
     out = {f"{name}/{mode}": round(float(span_agreement(t, mode, tokenizer=whitespace_tokens).mean_sd_total()[0]), 6)
            for name, t in tables.items() for mode in ("instance", "token")}
@@ -150,10 +165,11 @@ def step_span_f1_bratiaa(scratch: Path, reports: int) -> dict:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "bratiaa==0.1.4"], check=True)
     projects = _pair_projects(scratch)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     proc = subprocess.run([str(python), "-c", BRATIAA_SCRIPT, *map(str, projects)], capture_output=True, text=True,
                           check=True)
-    return {"f1": json.loads(proc.stdout.strip().splitlines()[-1]), "bratiaa_seconds": time.perf_counter() - started}
+    return {"f1": json.loads(proc.stdout.strip().splitlines()[-1]), "bratiaa_seconds": time.perf_counter() - started,
+            "cpu_seconds": _cpu_seconds() - cpu, "load_average": os.getloadavg()}
 
 
 def step_segment(scratch: Path, reports: int) -> dict:
@@ -191,6 +207,63 @@ def step_datasets(scratch: Path, reports: int) -> dict:
     return info
 
 
+def step_train(scratch: Path, reports: int) -> dict:
+    """Both levels at full scale on the ``datasets`` step's data set, the default settings."""
+    from hiericd_core.train import TrainConfig, train_model
+
+    if not (scratch / "dataset" / "manifest.json").exists():
+        step_datasets(scratch, reports)
+    metrics = train_model(scratch / "dataset", scratch / "model", TrainConfig())
+    return {"seconds_by_stage": metrics["seconds"], "variant": metrics["variant"],
+            "label_space": metrics["label_space_size"],
+            "tagger": {"best_epoch": metrics["tagger"]["best_epoch"], "stopped": metrics["tagger"]["stopped"],
+                       "dev_macro_f1": metrics["tagger"]["best_dev"]["macro_f1"]},
+            "classifier": {"best_epoch": metrics["classifier"]["best_epoch"],
+                           "stopped": metrics["classifier"]["stopped"],
+                           "dev_macro_f1": metrics["classifier"]["best_dev"]["macro_f1"]}}
+
+
+INFER_REPORTS = 5000
+INFER_TARGET = 500.0  # reports per second
+
+
+def step_infer(scratch: Path, reports: int) -> dict:
+    """The ``train`` step's model on the round's first 5,000 texts, evidence included, written as ``hiericd
+    predict`` writes it; throughput counts everything after the model is loaded."""
+    import csv
+
+    from hiericd_core.infer import Predictor
+
+    model = scratch / "model"
+    if not (model / "classifier.pt").exists():
+        step_train(scratch, reports)
+    texts = sorted((scratch / "round" / "texts").glob("*.txt"))[:INFER_REPORTS]
+    folder = scratch / "infer-input"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    reasons = {}
+    metadata = scratch / "round" / "metadata.csv"
+    if metadata.exists():
+        with metadata.open(encoding="utf-8", newline="") as handle:
+            reasons = {row["report_id"]: row.get("reason_for_visit", "") for row in csv.DictReader(handle)}
+    for path in texts:
+        os.link(path, folder / path.name)
+    with (folder / "metadata.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["report_id", "reason_for_visit"])
+        writer.writerows([p.stem, reasons.get(p.stem, "")] for p in texts)
+    loaded = time.perf_counter()
+    predictor = Predictor.load(model, threads=2)
+    predictor.segmenter().segment("Warm up. Load the pipeline.")
+    load_seconds = time.perf_counter() - loaded
+    started = time.perf_counter()
+    summary = predictor.predict_folder(folder, scratch / "predictions.tsv", scratch / "evidence.jsonl")
+    seconds = time.perf_counter() - started
+    return {"reports": summary["coded"], "codes": summary["codes"], "problems": len(summary["problems"]),
+            "load_seconds": load_seconds, "predict_seconds": seconds,
+            "reports_per_second": summary["coded"] / seconds, "target_reports_per_second": INFER_TARGET}
+
+
 STEPS = {name: globals()[f"step_{name}"] for name in TARGETS}
 
 
@@ -219,6 +292,12 @@ def _speed_ratio(results: list[dict], lines: list[str]) -> None:
                      f"{ratio:.1f}× faster (target ≥ 10×), numbers {'equal' if equal else 'DIFFERENT'}: "
                      f"{ours['info']['f1']}")
         entry = {"step": "span_f1_ratio", "speedup_from_files": ratio, "equal_numbers": equal, "target": 10.0}
+        if "cpu_seconds" in ours["info"] and "cpu_seconds" in theirs["info"]:  # what machine load does not change
+            entry["cpu_ratio"] = theirs["info"]["cpu_seconds"] / ours["info"]["cpu_seconds"]
+            lines.append(f"CPU time (user + system, all processes): bratiaa {theirs['info']['cpu_seconds']:.1f} s, "
+                         f"hiericd {ours['info']['cpu_seconds']:.1f} s: {entry['cpu_ratio']:.1f}× less; "
+                         f"load average during the runs (1 min) {theirs['info']['load_average'][0]:.1f} "
+                         f"and {ours['info']['load_average'][0]:.1f} on {os.cpu_count()} CPUs")
         if "span_f1_compute" in by:
             compute = by["span_f1_compute"]["info"]
             entry["speedup_compute"] = theirs["info"]["bratiaa_seconds"] / compute["compute_seconds"]
@@ -281,6 +360,10 @@ def main() -> int:
     if "segment" in by:
         rates = ", ".join(f"{k} {v:.0f}" for k, v in by["segment"]["info"]["reports_per_second"].items())
         lines += ["", f"segmentation throughput (reports/s, one core): {rates}"]
+    if "infer" in by:
+        rate = by["infer"]["info"]["reports_per_second"]
+        lines += ["", f"inference with evidence: {rate:.0f} reports/s on {by['infer']['info']['reports']} reports "
+                      f"(target ≥ {INFER_TARGET:.0f}){'' if rate >= INFER_TARGET else '  (under target)'}"]
     _speed_ratio(results, lines)
     payload = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "results": results}
     (HERE / "results.json").write_text(json.dumps(payload, indent=2) + "\n")

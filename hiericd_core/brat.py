@@ -61,6 +61,18 @@ files brat wrote; a file without a final newline keeps that through
 :attr:`Document.final_newline`. Blank lines are skipped (brat reports them as
 unparsable and keeps them; they carry nothing) and so do not round-trip.
 
+Speed
+-----
+Most files a coding tool writes hold only one-fragment ``T`` lines and
+annotator notes in the canonical form. :func:`_fast_lines` takes such a
+file with one regex pass and the few checks those lines can fail; any other
+file, or a failed check, goes through the line-by-line parser, so both give
+the same records and problems (``tests/test_brat.py`` fuzzes the two against
+each other). Files are read with ``os.open``/``os.read``;
+:func:`read_ann` and :func:`read_spans` take a text already read, so the
+coders of one report share one read of its ``.txt``, and :func:`read_spans`
+builds no record objects.
+
 Where brat is lenient and this module is not
 --------------------------------------------
 The part before the text TAB must be in the single-space form brat writes
@@ -615,6 +627,112 @@ def _reference_problem(record: Record, good: dict[str, Record], seen: dict[str, 
     return ""
 
 
+# The two line forms coding tools write nearly always, a ``T`` and an annotator
+# note, in the canonical form; fields hold no line break brat would see.
+_NUM = "(?:0|[1-9][0-9]*)"
+_FIELD = "[^\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
+_FAST_LINE = re.compile(
+    rf"^(?:(T[0-9]+)\t(\S+) ({_NUM} {_NUM}(?:;{_NUM} {_NUM})*)\t({_FIELD}*)"
+    rf"|(#[0-9]+)\t(\S+) (\S+)\t({_FIELD}+))\n", re.M)
+
+
+def _fast_lines(text: str, doc_text: str | None) -> list[tuple[str, ...] | TextBound] | None:
+    """Fast path of :func:`_parse_lines` for a file of well-formed ``T`` and note lines only.
+
+    One regex pass finds the lines; only the checks such lines can fail follow
+    (end before start, past the text, text differs, duplicate id, note on an
+    unknown id; a ``T`` of several fragments goes through the full line parser).
+    Any other file, or any failed check, gives ``None`` and the full parser
+    takes over, so what is accepted here the full parser accepts with the same
+    records.
+
+    Returns:
+        Per line, in order: a ``T`` as ``(id, label, start, end, text)`` (ints)
+        or, with several fragments, its :class:`TextBound`; a note as its
+        regex groups ``("", "", "", "", id, type, target, text)``. ``None``
+        when the full parser is needed.
+    """
+    rows = _FAST_LINE.findall(text)
+    if len(rows) != text.count("\n") or (text and text[-1] != "\n"):
+        return None  # a line of another kind or form (or no final newline): full parser
+    out: list[tuple[str, ...] | TextBound] = []
+    ids = set()
+    size = 0 if doc_text is None else len(doc_text)
+    for row in rows:
+        t_id, label, offsets, covered = row[0], row[1], row[2], row[3]
+        if not t_id:
+            out.append(row)
+            ids.add(row[4])
+            continue
+        ids.add(t_id)
+        if ";" in offsets:  # several fragments: rare, and the overlap rules are the full parser's
+            record = _parse_textbound(t_id, f"{label} {offsets}\t{covered}", doc_text)
+            if type(record) is str:
+                return None
+            out.append(record)
+            continue
+        start_token, _, end_token = offsets.partition(" ")
+        start, end = int(start_token), int(end_token)
+        if end < start:
+            return None
+        if doc_text is None:
+            if len(covered) != end - start:
+                return None
+        elif end > size or covered != doc_text[start:end]:
+            return None
+        out.append((t_id, label, start, end, covered))
+    if len(ids) != len(rows):
+        return None  # a duplicate id
+    for row in rows:
+        if row[4] and row[6] not in ids:
+            return None  # a note on a missing id
+    return out
+
+
+def _fast_spans(text: str, doc_text: str) -> list[tuple[str, tuple[Span, ...]]] | None:
+    """The ``(label, fragments)`` of the ``T`` lines, with :func:`_fast_lines`'s checks, or ``None``.
+
+    The same pass as :func:`_fast_lines` that keeps only what a span needs.
+    """
+    rows = _FAST_LINE.findall(text)
+    if len(rows) != text.count("\n") or (text and text[-1] != "\n"):
+        return None
+    spans: list[tuple[str, tuple[Span, ...]]] = []
+    ids = set()
+    targets = []
+    size = len(doc_text)
+    for t_id, label, offsets, covered, note_id, _, target, _ in rows:
+        if not t_id:
+            ids.add(note_id)
+            targets.append(target)
+        elif ";" in offsets:  # several fragments: the full line parser's rules
+            ids.add(t_id)
+            record = _parse_textbound(t_id, f"{label} {offsets}\t{covered}", doc_text)
+            if type(record) is str:
+                return None
+            spans.append((label, record.fragments))
+        else:
+            ids.add(t_id)
+            start_token, _, end_token = offsets.partition(" ")
+            start, end = int(start_token), int(end_token)
+            if end < start or end > size or covered != doc_text[start:end]:
+                return None
+            spans.append((label, ((start, end),)))
+    if len(ids) != len(rows) or not ids.issuperset(targets):
+        return None  # a duplicate id, or a note on a missing id
+    return spans
+
+
+def _fast_records(text: str, doc_text: str | None) -> list[Record] | None:
+    """The records of :func:`_fast_lines`, or ``None`` when the full parser is needed."""
+    found = _fast_lines(text, doc_text)
+    if found is None:
+        return None
+    return [row if type(row) is TextBound
+            else TextBound(row[0], row[1], ((row[2], row[3]),), row[4]) if len(row) == 5
+            else Note(row[4], row[5], row[6], row[7]) for row in found]
+
+
 def parse_ann(text: str, doc_text: str | None, *, file: str = "<string>") -> tuple[list[Record], list[Problem]]:
     """Parse the text of an ``.ann`` file.
 
@@ -628,6 +746,9 @@ def parse_ann(text: str, doc_text: str | None, *, file: str = "<string>") -> tup
         ``(records, problems)``: the good records in file order, one problem
         per bad line, sorted by line.
     """
+    records = _fast_records(text, doc_text)
+    if records is not None:
+        return records, []
     records, _, problems = _parse_lines(enumerate(text.split("\n"), 1), doc_text, file,
                                         _has_breaks(text))
     return records, problems
@@ -648,6 +769,22 @@ def _decode(data: bytes, file: str, line: int | None = None) -> tuple[str | None
         return None, Problem(file, line, reason, data.decode("utf-8", "replace"))
 
 
+def _read_bytes(path: str | os.PathLike) -> bytes:
+    """Return the bytes of the file ``path``.
+
+    Plain ``os.open``/``os.read``: for the small files of a round this halves
+    the time of ``open(path, "rb").read()``, which builds two file objects.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        parts = []
+        while chunk := os.read(fd, 1 << 16):  # below malloc's mmap threshold
+            parts.append(chunk)
+    finally:
+        os.close(fd)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 def read_text(path: str | os.PathLike) -> str:
     """Return the text of a UTF-8 file as brat reads it: BOM and CRs kept.
 
@@ -655,19 +792,20 @@ def read_text(path: str | os.PathLike) -> str:
         BratError: the file is not valid UTF-8.
         OSError: the file cannot be read.
     """
-    with open(path, "rb") as handle:
-        text, problem = _decode(handle.read(), os.fspath(path))
+    text, problem = _decode(_read_bytes(path), os.fspath(path))
     if problem is not None:
         raise BratError([problem])
     return text
 
 
-def _read_ann(path: Path, doc_text: str) -> tuple[list[Record], list[int], list[Problem], bool]:
-    file = str(path)
-    with open(path, "rb") as handle:
-        data = handle.read()
+def _parse_ann_bytes(data: bytes, doc_text: str | None, file: str
+                     ) -> tuple[list[Record], list[int], list[Problem], bool]:
+    """Parse the bytes of an ``.ann``: records, their lines, problems, final newline."""
     text, bad = _decode(data, file)
     if text is not None:
+        records = _fast_records(text, doc_text)
+        if records is not None:
+            return records, list(range(1, len(records) + 1)), [], True
         numbered: Iterable[tuple[int, str]] = enumerate(text.split("\n"), 1)
         check = _has_breaks(text)
         final_newline = not text or text.endswith("\n")
@@ -685,12 +823,67 @@ def _read_ann(path: Path, doc_text: str) -> tuple[list[Record], list[int], list[
     return records, lines, problems, final_newline
 
 
+def _read_ann(path: Path, doc_text: str) -> tuple[list[Record], list[int], list[Problem], bool]:
+    return _parse_ann_bytes(_read_bytes(path), doc_text, str(path))
+
+
+def read_spans(ann_path: str | os.PathLike, doc_text: str) -> tuple[list[tuple[str, tuple[Span, ...]]], list[Problem]]:
+    """Read the ``T`` spans of an ``.ann`` whose text has been read already.
+
+    The whole file is checked as :func:`read_document` checks it (every line,
+    references, ``T`` texts against ``doc_text``) and bad lines are left out
+    the same way; only no record objects are built for well-formed files.
+
+    Args:
+        ann_path: the ``.ann`` file.
+        doc_text: the document text (e.g. from :func:`read_text`).
+
+    Returns:
+        ``([(label, fragments), ...], problems)`` in file order.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    data = _read_bytes(ann_path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        spans = _fast_spans(text, doc_text)
+        if spans is not None:
+            return spans, []
+    records, _, problems, _ = _parse_ann_bytes(data, doc_text, os.fspath(ann_path))
+    return [(r.label, r.fragments) for r in records if type(r) is TextBound], problems
+
+
+def read_ann(ann_path: str | os.PathLike, text: str, txt_path: str | os.PathLike | None = None
+             ) -> tuple[Document | None, list[Problem]]:
+    """Read an ``.ann`` whose text has been read already (one text, several coders' files).
+
+    Args:
+        ann_path: the ``.ann`` file.
+        text: the document text, as :func:`read_text` returns it.
+        txt_path: where ``text`` came from, kept in the document.
+
+    Returns:
+        ``(document, problems)`` as :func:`read_document` returns them;
+        ``document`` is ``None`` when the ``.ann`` cannot be read.
+    """
+    ann = Path(ann_path)
+    try:
+        records, lines, problems, final_newline = _read_ann(ann, text)
+    except OSError as exc:
+        return None, [Problem(exc.filename or str(ann), None, f"cannot read: {exc.strerror or exc}")]
+    txt = None if txt_path is None else Path(txt_path)
+    return Document(ann.stem, text, tuple(records), txt, ann, tuple(lines), final_newline), problems
+
+
 def _load(ann: Path | None, txt: Path | None, doc_id: str) -> tuple[Document | None, list[Problem]]:
     if txt is None:
         return None, [Problem(str(ann), None, f"annotation file without text: {doc_id}.txt is missing")]
     try:
-        with open(txt, "rb") as handle:
-            text, problem = _decode(handle.read(), str(txt))
+        text, problem = _decode(_read_bytes(txt), str(txt))
         if problem is not None:
             return None, [problem]
         if ann is None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import tomllib
 from collections import Counter
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hiericd_core.annotation import Annotation, CodeSource, coded_annotations
-from hiericd_core.brat import Problem, read_document, read_text
+from hiericd_core.brat import Problem, read_ann, read_text
 
 SENIOR = "senior"
 TRUTH = "truth"
@@ -203,11 +204,25 @@ def load_round(path: str | Path, *, language: str | None = None, progress: bool 
     return _load_plain(root, config, progress)
 
 
+def _stems(folder: Path, suffix: str) -> list[str]:
+    """Sorted stems of the ``*<suffix>`` entries of ``folder``, as ``sorted(folder.glob("*" + suffix))`` has them.
+
+    Names only, no ``Path`` per file: a round has tens of thousands of files.
+    """
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for entry in entries if entry.name.endswith(suffix)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(name[: -len(suffix)] or name for name in names)  # Path(".txt").stem is ".txt"
+
+
 def _load_layout(root: Path, config: RoundConfig, progress: bool) -> Round:
     quarantined: list[Quarantined] = []
-    texts = {p.stem: p for p in sorted((root / "texts").glob("*.txt"))}
+    texts_dir = str(root / "texts")
+    texts = {stem: os.path.join(texts_dir, stem + ".txt") for stem in _stems(root / "texts", ".txt")}
     if not texts:
-        quarantined.append(Quarantined("layout", Problem(str(root / "texts"), None, "no .txt reports found")))
+        quarantined.append(Quarantined("layout", Problem(texts_dir, None, "no .txt reports found")))
     coder_dirs = sorted(p for p in (root / "coders").glob("*") if p.is_dir())
     coders = [p.name for p in coder_dirs]
     sources: list[tuple[str, Path]] = [(c.name, c) for c in coder_dirs]
@@ -215,15 +230,16 @@ def _load_layout(root: Path, config: RoundConfig, progress: bool) -> Round:
         if (root / extra).is_dir():
             sources.append((extra, root / extra))
 
-    files: dict[str, dict[str, Path]] = {}
+    files: dict[str, dict[str, str]] = {}
     for who, folder in sources:
-        for ann in sorted(folder.glob("*.ann")):
-            if ann.stem not in texts:
+        base = str(folder)
+        for stem in _stems(folder, ".ann"):
+            ann = os.path.join(base, stem + ".ann")
+            if stem not in texts:
                 quarantined.append(Quarantined("layout", Problem(
-                    str(ann), None, f"annotation file without text: texts/{ann.stem}.txt is missing"),
-                    ann.stem, who))
+                    ann, None, f"annotation file without text: texts/{stem}.txt is missing"), stem, who))
                 continue
-            files.setdefault(ann.stem, {})[who] = ann
+            files.setdefault(stem, {})[who] = ann
 
     metadata, has_r4v, meta_problems = _read_metadata(root / "metadata.csv", set(texts))
     quarantined.extend(meta_problems)
@@ -233,14 +249,14 @@ def _load_layout(root: Path, config: RoundConfig, progress: bool) -> Round:
         found = files.get(report_id, {})
         if not any(who in coders for who in found):
             quarantined.append(Quarantined("layout", Problem(
-                str(txt), None, "text without any coder's annotations (not in any coders/<coder>/ folder)"),
+                txt, None, "text without any coder's annotations (not in any coders/<coder>/ folder)"),
                 report_id))
             continue
-        text = read_text(txt)
+        text = read_text(txt)  # once: every coder's .ann is read against it
         row = metadata.get(report_id, {})
         report = Report(report_id, text, row.get("reason_for_visit", ""), row)
         for who, ann in found.items():
-            annotations = _read_annotations(ann, txt, config, report_id, who, quarantined)
+            annotations = _read_annotations(ann, txt, config, report_id, who, quarantined, text)
             if who == SENIOR:
                 report.senior = annotations
             elif who == TRUTH:
@@ -268,8 +284,9 @@ def _load_plain(root: Path, config: RoundConfig, progress: bool) -> Round:
             quarantined.append(Quarantined("layout", Problem(
                 str(ann), None, f"duplicate report id {report_id!r} (also in another sub-folder)"), report_id))
             continue
-        annotations = _read_annotations(ann, txt, config, report_id, PLAIN_CODER, quarantined)
-        reports[report_id] = Report(report_id, read_text(txt), coders={PLAIN_CODER: annotations})
+        text = read_text(txt)
+        annotations = _read_annotations(ann, txt, config, report_id, PLAIN_CODER, quarantined, text)
+        reports[report_id] = Report(report_id, text, coders={PLAIN_CODER: annotations})
     return Round(root, config, "plain", reports, [PLAIN_CODER], quarantined, False)
 
 
@@ -297,15 +314,17 @@ def _load_project(root: Path, config: RoundConfig, progress: bool) -> Round:
                     str(txt), None, "text differs from the other annotators' copy of this document"),
                     report_id, folder.name))
                 continue
-            report.coders[folder.name] = _read_annotations(ann, txt, config, report_id, folder.name, quarantined)
+            report.coders[folder.name] = _read_annotations(ann, txt, config, report_id, folder.name, quarantined,
+                                                           text)
         if report is not None:
             reports[report_id] = report
     return Round(root, config, "project", reports, coders, quarantined, False)
 
 
-def _read_annotations(ann: Path, txt: Path, config: RoundConfig, report_id: str, who: str,
-                      quarantined: list[Quarantined]) -> list[Annotation]:
-    document, problems = read_document(ann, txt)
+def _read_annotations(ann: str | Path, txt: str | Path, config: RoundConfig, report_id: str, who: str,
+                      quarantined: list[Quarantined], text: str) -> list[Annotation]:
+    """Read one coder's ``.ann`` of a report against ``text``, the report text already read from ``txt``."""
+    document, problems = read_ann(ann, text, txt)
     quarantined.extend(Quarantined("brat", p, report_id, who) for p in problems)
     if document is None:
         return []

@@ -25,11 +25,16 @@ from hiericd_core.brat import (
     Problem,
     Relation,
     TextBound,
+    _fast_lines,
+    _has_breaks,
+    _parse_lines,
     format_ann,
     format_record,
     iter_documents,
     parse_ann,
+    read_ann,
     read_document,
+    read_spans,
     read_text,
     references,
     write_ann,
@@ -600,3 +605,94 @@ def test_writer_refuses_a_tail_that_would_not_read_back(tmp_path):
     with pytest.raises(ValueError, match="read back differently"):
         write_ann(tmp_path / "d.ann", records)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------- fast path
+
+
+def line_parser(text: str, doc_text: str | None) -> tuple[list, list[int], list[Problem]]:
+    """The line-by-line parser alone: what the one-regex fast path must agree with."""
+    return _parse_lines(enumerate(text.split("\n"), 1), doc_text, "f.ann", _has_breaks(text))
+
+
+FAST_TEXT = "Tumor mass of the left breast.\r\nNo atypia; café. Ductal carcinoma in situ.\n"
+
+
+def mostly(good, *bad: str):
+    """``good`` nine times in ten, else one of ``bad``."""
+    return st.sampled_from([good] * 9 * len(bad) + list(bad))
+
+
+@st.composite
+def near_fast_lines(draw):
+    """T and note lines mostly in the form the fast path takes, some just off it, a few other lines."""
+    size = len(FAST_TEXT)
+    lines, t_ids = [], ["T9"]
+    for number in range(1, draw(st.integers(0, 6)) + 1):
+        kind = draw(st.sampled_from("TTT##Tx"))
+        ident = draw(mostly(number, 1))  # now and then a duplicate id
+        if kind == "T":
+            s = draw(st.integers(0, size))
+            e = draw(mostly(min(s + draw(st.integers(0, 12)), size), s - 1, size + 1, s))
+            spans, covered = f"{s} {e}", FAST_TEXT[s:e]
+            if draw(mostly(False, True)):  # a second fragment, maybe overlapping the first
+                s2 = draw(st.integers(0, size))
+                e2 = min(s2 + draw(st.integers(0, 5)), size)
+                spans, covered = f"{spans};{s2} {e2}", f"{covered} {FAST_TEXT[s2:e2]}"
+            spans = draw(mostly(spans, "0" + spans, spans.replace(" ", "  ")))
+            covered = draw(mostly(covered, covered + " ", covered + "\r", covered[:-1]))
+            label = draw(mostly("Diagnosis", "Dx\u00a0", "Dx\u2028", "é"))
+            lines.append(f"T{ident}\t{label} {spans}\t{covered}")
+            t_ids.append(f"T{ident}")
+        elif kind == "#":
+            target = draw(mostly(draw(st.sampled_from(t_ids[-3:])), "T9", "#1"))
+            note = draw(mostly("C50.911", "", "a\tb", "x\r", " "))
+            lines.append(f"#{ident}\tAnnotatorNotes {target}\t{note}")
+        else:
+            lines.append(draw(st.sampled_from(["", "A1\tNegated T1", "garbage", "T1 Dx 0 5 Tumor",
+                                               "\ufeffT3\tX 0 1\tT"])))
+    return "\n".join(lines) + draw(mostly("\n", ""))
+
+
+@settings(max_examples=400, deadline=None)
+@given(near_fast_lines(), st.booleans())
+def test_fuzz_fast_path_agrees_with_the_line_parser(text, with_doc):
+    doc_text = FAST_TEXT if with_doc else None
+    records, _, problems = line_parser(text, doc_text)
+    got, got_problems = parse_ann(text, doc_text, file="f.ann")
+    assert got == records and [r.tail for r in got] == [r.tail for r in records]
+    assert got_problems == problems
+
+
+@settings(max_examples=60, deadline=None)
+@given(near_fast_lines())
+def test_fuzz_read_spans_and_read_ann_agree_with_read_document(text):
+    with tempfile.TemporaryDirectory() as folder:
+        ann, txt = Path(folder) / "d.ann", Path(folder) / "d.txt"
+        ann.write_bytes(text.encode())
+        txt.write_bytes(FAST_TEXT.encode())
+        document, problems = read_document(ann)
+        spans, span_problems = read_spans(ann, FAST_TEXT)
+        assert spans == [(r.label, r.fragments) for r in document.records if isinstance(r, TextBound)]
+        assert span_problems == problems
+        again, again_problems = read_ann(ann, FAST_TEXT, txt)
+        assert again == document and again_problems == problems
+
+
+def test_fast_path_takes_the_usual_files_and_leaves_the_rest():
+    text = "Tumor mass.\n"
+    usual = "T1\tDiagnosis 0 10\tTumor mass\n#1\tAnnotatorNotes T1\tC50.911\nT2\tDiagnosis 0 5;6 10\tTumor mass\n"
+    rows = _fast_lines(usual, text)
+    assert rows[0] == ("T1", "Diagnosis", 0, 10, "Tumor mass")
+    assert rows[1][4:] == ("#1", "AnnotatorNotes", "T1", "C50.911")
+    assert rows[2] == TextBound("T2", "Diagnosis", ((0, 5), (6, 10)), "Tumor mass")
+    for other in ("", usual[:-1], usual + "\n", usual + "A1\tNeg T1\n", usual.replace("T2\t", "T1\t"),
+                  usual.replace("0 10", "0 11"), usual.replace("AnnotatorNotes T1", "AnnotatorNotes T5")):
+        assert _fast_lines(other, text) is None or other == ""
+    assert _fast_lines("", text) == []
+
+
+def test_read_ann_reports_an_unreadable_file(tmp_path):
+    document, problems = read_ann(tmp_path / "gone.ann", "text")
+    assert document is None and len(problems) == 1
+    assert problems[0].file == str(tmp_path / "gone.ann") and problems[0].reason.startswith("cannot read")

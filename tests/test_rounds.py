@@ -204,3 +204,22 @@ def test_project_document_with_a_different_text_is_quarantined(tmp_path):
     assert [q.message() for q in loaded.quarantined] == [
         f"{txt}: text differs from the other annotators' copy of this document"]
     assert sorted(loaded.reports["esp.train-doc-46"].coders) == ["ann1"]
+
+
+def test_each_report_text_is_read_once_for_all_its_coders(tmp_path, monkeypatch):
+    import hiericd_core.brat as brat
+
+    root = make_round(tmp_path / "r")
+    write(root / "senior" / "R1.ann", "T1\tDiagnosis 25 50\tInvasive ductal carcinoma\n"
+          "#1\tAnnotatorNotes T1\tC50.912\n")
+    write(root / "coders" / "bob" / "R2.ann", "T1\tDiagnosis 25 50\tInvasive ductal carcinomas\n")
+    read, real = [], brat._read_bytes
+    monkeypatch.setattr(brat, "_read_bytes", lambda path: read.append(str(path)) or real(path))
+    loaded = load_round(root)
+    assert sorted(Path(p).name for p in read if p.endswith(".txt")) == ["R1.txt", "R2.txt"]
+    assert len([p for p in read if p.endswith(".ann")]) == 5
+    assert [a.code for a in loaded.reports["R1"].senior] == ["C50.912"]
+    assert loaded.reports["R2"].coders["bob"] == []  # its T text does not match the one text read
+    (problem,) = [q.problem for q in loaded.quarantined]
+    assert (problem.file, problem.line) == (str(root / "coders" / "bob" / "R2.ann"), 1)
+    assert "does not match the document text" in problem.reason

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hiericd_core import spanagree
 from hiericd_core.annotation import Annotation
+from hiericd_core.brat import read_text
 from hiericd_core.rounds import Report, Round, RoundConfig
 from hiericd_core.spanagree import (
     SpanDocument,
     corpus_spans,
     read_project,
+    read_project_table,
     round_span_agreement,
     round_span_table,
     span_agreement,
@@ -127,6 +132,88 @@ def test_project_problems_are_returned(tmp_path):
     documents, problems = read_project(tmp_path)
     assert len(problems) == 1 and problems[0].line == 2
     assert span_agreement(documents).mean_sd_total() == (1.0, 0.0)
+
+
+def write_project(root: Path, documents: list[SpanDocument]) -> None:
+    """Lay ``documents`` out as a brat project: ``a`` and ``b`` hold hard links of the texts, ``c`` copies."""
+    for d in documents:
+        for who, spans in d.annotations.items():
+            folder = root / who
+            folder.mkdir(parents=True, exist_ok=True)
+            lines = []
+            for i, (label, fragments) in enumerate(spans, 1):
+                covered = " ".join(d.text[s:e] for s, e in fragments)
+                if "\r" in covered or "\n" in covered:
+                    continue  # not writable as one line; left out of what is expected too
+                offsets = ";".join(f"{s} {e}" for s, e in fragments)
+                lines += [f"T{i}\t{label} {offsets}\t{covered}", f"#{i}\tAnnotatorNotes T{i}\tC50.9"]
+            (folder / f"{d.doc_id}.ann").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+            text = root / "texts" / f"{d.doc_id}.txt"  # a folder without .ann: not an annotator
+            text.parent.mkdir(exist_ok=True)
+            text.write_bytes(d.text.encode())
+            if who == "c":
+                (folder / f"{d.doc_id}.txt").write_bytes(text.read_bytes())
+            else:
+                (folder / f"{d.doc_id}.txt").hardlink_to(text)
+
+
+def written(documents: list[SpanDocument]) -> list[SpanDocument]:
+    """What :func:`write_project` put in the files."""
+    def ok(d, fragments):
+        return not any(c in " ".join(d.text[s:e] for s, e in fragments) for c in "\r\n")
+    return [SpanDocument(d.doc_id, d.text, {who: [(lab, f) for lab, f in spans if ok(d, f)]
+                                            for who, spans in sorted(d.annotations.items())}) for d in documents]
+
+
+def test_project_reads_every_text_file_once_and_checks_each_copy(tmp_path, monkeypatch):
+    documents = random_documents(40, seed=11)
+    write_project(tmp_path, documents)
+    # c's copy of one text differs: c's spans are checked against c's copy (and fail), the text kept is a's
+    changed = next(d for d in written(documents) if {"a", "c"} <= set(d.annotations) and d.annotations["c"])
+    (tmp_path / "c" / f"{changed.doc_id}.txt").write_bytes(b"#" * len(changed.text.encode()))
+    files_read = []
+    monkeypatch.setattr(spanagree, "read_text", lambda path: files_read.append(path) or read_text(path))
+    got, problems = read_project(tmp_path)
+    expected_reads = sum(bool({"a", "b"} & set(d.annotations)) + ("c" in d.annotations) for d in documents)
+    assert len(files_read) == expected_reads  # a's and b's hard links are read once, c's copies apart
+    # each of c's T lines differs from c's text, and its note refers to a quarantined T
+    assert {p.file for p in problems} == {str(tmp_path / "c" / f"{changed.doc_id}.ann")}
+    assert len(problems) == 2 * len(changed.annotations["c"])
+    want = {d.doc_id + ".ann": d for d in written(documents)}
+    assert [d.doc_id for d in got] == sorted(want)
+    for d in got:
+        expected = want[d.doc_id]
+        assert d.text == expected.text
+        if expected.doc_id != changed.doc_id:
+            assert d.annotations == expected.annotations
+        else:
+            assert d.annotations == {**expected.annotations, "c": []}
+
+
+def test_project_table_is_the_table_of_the_documents_in_process_or_not(tmp_path, monkeypatch):
+    write_project(tmp_path, random_documents(120, seed=12))
+    (tmp_path / "b" / "doc0005.ann").write_text("T1\tPER 0 4\tnope\nbroken\n")
+    (tmp_path / "a" / "doc0007.txt").unlink(missing_ok=True)
+    documents, problems = read_project(tmp_path)
+    table, table_problems = read_project_table(tmp_path)
+    monkeypatch.setattr(spanagree, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(spanagree, "_TASKS_PER_WORKER", 7)
+    parallel, parallel_problems = read_project_table(tmp_path)
+    assert problems == table_problems == parallel_problems
+    assert [p.file for p in problems] == sorted(p.file for p in problems) and len(problems) >= 2
+    reference = span_table(documents)
+    for t in (table, parallel):
+        assert (t.annotators, t.documents, t.labels, t.texts) == (reference.annotators, reference.documents,
+                                                                  reference.labels, reference.texts)
+        for name in ("has", "annotator", "document", "label", "start", "end", "annotation"):
+            np.testing.assert_array_equal(getattr(t, name), getattr(reference, name), err_msg=name)
+        for mode in ("instance", "token"):
+            np.testing.assert_array_equal(span_agreement(t, mode).by_label, span_agreement(reference, mode).by_label)
+    only, _ = read_project_table(tmp_path, labels=["PER", "NONE", "LOC"])
+    restricted = span_table(documents, labels=["PER", "NONE", "LOC"])
+    assert only.labels == restricted.labels == ("PER", "NONE", "LOC")
+    for name in ("annotator", "document", "label", "start", "end", "annotation"):
+        np.testing.assert_array_equal(getattr(only, name), getattr(restricted, name), err_msg=name)
 
 
 # --------------------------------------------------------------------------- bratiaa's algorithm, plainly
@@ -245,6 +332,18 @@ TEXTS = ["This is a sentence.", "   This is a sentence.", "", "  ", "São Paulo\
 def test_tokenizers_match_their_regex(text):
     assert whitespace_tokens(text) == [m.span() for m in re.finditer(r"\S+", text)]
     assert word_tokens(text) == [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(st.sampled_from("ab_1 \t\n\r\x85\xa0é.,;—€😀\u2003\u3000"), max_size=25), max_size=6))
+def test_corpus_tokens_match_their_regex_in_latin1_or_not(texts):
+    for splitter, pattern in ((whitespace_tokens, r"\S+"), (word_tokens, r"\w+|[^\w\s]")):
+        spans = corpus_spans(texts, splitter)
+        for i, text in enumerate(texts):
+            rows = slice(spans.first[i], spans.first[i + 1])
+            start, end = spans.start[rows] - spans.offsets[i], spans.end[rows] - spans.offsets[i]
+            got = list(zip(start.tolist(), end.tolist(), strict=True))
+            assert got == [m.span() for m in re.finditer(pattern, text)]
 
 
 def test_corpus_spans_and_overlap_like_bratiaa():
