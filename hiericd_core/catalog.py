@@ -7,7 +7,7 @@ Everything lives under one root, ``HIERICD_HOME`` (default ``./var``)::
     reports/<round_id>/       data-quality reports (HTML, PNG, JSON summary)
     datasets/<version>/       sentence- and report-level Parquet + manifest
     models/<run>/             trained model folders
-    mlflow/                   sqlite tracking/registry store + artifacts
+    mlflow/                   sqlite tracking/registry store + artifacts, decisions/ of the promotion gate
     airflow/                  AIRFLOW_HOME (sqlite metadata DB, logs)
     bench/                    benchmark scratch space
 
@@ -81,6 +81,11 @@ class Catalog:
     @property
     def mlflow_artifacts(self) -> Path:
         return self.mlflow / "artifacts"
+
+    @property
+    def decisions(self) -> Path:
+        """Promotion and rollback decisions of the model registry (one JSON file each)."""
+        return self.mlflow / "decisions"
 
     @property
     def airflow_home(self) -> Path:

@@ -220,16 +220,25 @@ def datasets(
     min_count: Annotated[int, typer.Option(help="label space: codes seen at least this often in training")] = 10,
     seed: Annotated[int, typer.Option(help="split seed")] = 13,
     backend: Annotated[str, typer.Option(help="segmenter: auto | scispacy | pysbd | rule")] = "auto",
+    split_by_round: Annotated[list[str] | None, typer.Option(
+        "--split-by-round", metavar="ROUND_ID=SPLIT",
+        help="put every report of a round (its round.toml id) in one split instead of the 70/15/15 hash, "
+             "e.g. --split-by-round codiesp-train=train --split-by-round codiesp-dev=dev; repeatable")] = None,
 ):
     """Build the sentence- and report-level Parquet data sets (+ label space, manifest)."""
     from hiericd_core.catalog import Catalog
-    from hiericd_core.datasets import DatasetConfig, DatasetError, build_dataset, write_dataset
+    from hiericd_core.datasets import DatasetConfig, DatasetError, build_dataset, parse_round_splits, write_dataset
     from hiericd_core.validation import ValidationError, check_dataset
 
     catalog = Catalog.from_env()
+    try:
+        round_splits = parse_round_splits(split_by_round or [])
+    except DatasetError as exc:
+        raise UserError(str(exc)) from exc
     merged_dirs = [_merged_dir(path, catalog) for path in rounds]
     try:
-        dataset = build_dataset(merged_dirs, DatasetConfig(seed=seed, min_count=min_count, backend=backend),
+        dataset = build_dataset(merged_dirs, DatasetConfig(seed=seed, min_count=min_count, backend=backend,
+                                                           round_splits=round_splits),
                                 progress=sys.stderr.isatty())
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
@@ -242,7 +251,8 @@ def datasets(
     manifest = dataset.manifest
     _print_mapping(f"data set {manifest['version']} → {folder}", {
         "source_rounds": manifest["source_rounds"], "segmenter": manifest["segmenter"],
-        "splits": manifest["splits"], "label_space_size": manifest["label_space_size"],
+        "split_mode": manifest["split_mode"], "splits": manifest["splits"],
+        "label_space_size": manifest["label_space_size"],
         "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"],
         "great_expectations": f"passed; Data Docs: {gate.docs_index}"})
 
@@ -344,6 +354,126 @@ def evaluate(
     console.print(f"written: {model / f'evaluation-{split}.json'}", highlight=False)
 
 
+@app.command()
+@user_errors
+def register(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="model folder (hiericd train)")],
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="the data set it was trained on")],
+    round_ids: Annotated[list[str] | None, typer.Option(
+        "--round", help="round id behind the data set (default: the manifest's source rounds); repeatable")] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment")] = "hiericd",
+):
+    """Log a model folder as an MLflow run and register its three models (alias challenger)."""
+    from hiericd_core import registry
+
+    try:
+        run_id = registry.log_training_run(model, dataset, round_ids=round_ids, experiment=experiment)
+        info = registry.register(run_id)
+    except (registry.RegistryError, registry.GateError) as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"MLflow run {run_id} in {registry.tracking_uri()}", highlight=False, soft_wrap=True)
+    for artifact in registry.MODELS:
+        v = info[artifact]
+        console.print(f"{v['name']} version {v['version']}{'' if v['created'] else ' (already registered)'} "
+                      f"@{registry.CHALLENGER}", highlight=False)
+
+
+@app.command()
+@user_errors
+def promote(
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="data set whose held-out split both sides "
+                                                                      "are scored on")],
+    gate: Annotated[Path | None, typer.Option(help="TOML file with the gate's rules (GateConfig)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for the decision JSON (default: the catalog's "
+                                                  "mlflow/decisions)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+):
+    """Champion/challenger gate: move hiericd-pipeline@champion to the challenger if every rule passes.
+
+    Exits 0 when promoted (or already champion), 1 when the gate refused.
+    """
+    from hiericd_core import registry
+
+    try:
+        config = registry.GateConfig.from_toml(gate) if gate else registry.GateConfig()
+        decision = registry.promote(dataset_dir=dataset, gate=config, out_dir=out)
+    except (registry.RegistryError, registry.GateError) as exc:
+        raise UserError(str(exc)) from exc
+    if as_json:
+        print(json.dumps(decision, indent=2, sort_keys=True, default=str))
+    else:
+        champion = decision.get("champion")
+        console.print(f"challenger v{decision['challenger']['version']} vs "
+                      f"{'champion v' + str(champion['version']) if champion else 'no champion (first model)'}: "
+                      f"[bold]{decision['outcome']}[/]", highlight=False)
+        table = Table(title="rules", title_justify="left")
+        for col in ("rule", "value", "threshold", "passed", "detail"):
+            table.add_column(col, overflow="fold")
+        for rule in decision["rules"]:
+            table.add_row(rule["rule"], _num(rule["value"]), _num(rule["threshold"]),
+                          {True: "yes", False: "[red]no[/]", None: "skipped"}[rule["passed"]], rule["detail"])
+        if decision["rules"]:
+            console.print(table)
+        if decision.get("decision_file"):
+            console.print(f"decision: {decision['decision_file']}", highlight=False, soft_wrap=True)
+    if not decision["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def rollback():
+    """Move hiericd-pipeline@champion back to the champion before it."""
+    from hiericd_core import registry
+
+    try:
+        decision = registry.rollback()
+    except (registry.RegistryError, registry.GateError) as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"champion: v{decision['from']} → v{decision['to']} (decision: {decision['decision_file']})",
+                  highlight=False, soft_wrap=True)
+
+
+@app.command("registry-status")
+@user_errors
+def registry_status(as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False):
+    """Champion and challenger pipeline versions with their key metrics."""
+    from hiericd_core import registry
+
+    data = registry.status()
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return
+    for alias in (registry.CHAMPION, registry.CHALLENGER):
+        v = data[alias]
+        if v is None:
+            console.print(f"{alias}: none", highlight=False)
+            continue
+        m = v["metrics"]
+        console.print(f"{alias}: v{v['version']} (run {v['run_id']}, data set {v['dataset_version']}, "
+                      f"gate {v['gate'] or '–'}): micro F1 {_num(m['micro_f1'])}, LR {_num(m['lr_micro_f1'])}",
+                      highlight=False, soft_wrap=True)
+
+
+@app.command("model-card")
+@user_errors
+def model_card(
+    version: Annotated[str, typer.Argument(metavar="VERSION", help="hiericd-pipeline version (3 or v3), "
+                                                                   "champion, challenger, or a run id")],
+    out: Annotated[Path, typer.Option("--out", help="folder for model_card.html and model_card.md")],
+):
+    """Write the model card (HTML + Markdown) of a pipeline version and log it with its run."""
+    from hiericd_core import registry
+    from hiericd_core.modelcard import write_model_card
+
+    try:
+        info = write_model_card(version, out)
+    except (registry.RegistryError, registry.GateError) as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"model card of run {info['run_id']}: {info['html']}, {info['markdown']}", highlight=False,
+                  soft_wrap=True)
+
+
 def _num(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -372,3 +502,31 @@ def _print_problems(problems: list[dict]) -> None:
 
 def main() -> None:  # pragma: no cover - console entry point
     app()
+
+
+@app.command()
+@user_errors
+def ablation(
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="data set folder (hiericd datasets)")],
+    out: Annotated[Path, typer.Option("--out", help="folder for the variants' models and ablation.json/.md/.png")],
+    config: Annotated[Path | None, typer.Option(help="TOML file with training settings (TrainConfig)")] = None,
+    split: Annotated[str, typer.Option(help="split the variants are scored on (dev or test)")] = "test",
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="train only these variants (repeatable; default all five)")] = None,
+):
+    """Train the five classifier variants of the paper's Table 4 and compare them (table + plot)."""
+    from hiericd_core.ablation import AblationError, run_ablation
+    from hiericd_core.models.classifier import VARIANTS
+    from hiericd_core.train import TrainConfig, TrainError
+
+    if not (dataset / "manifest.json").is_file():
+        raise UserError(f"{dataset}: not a data set folder (no manifest.json); build one with hiericd datasets")
+    try:
+        settings = TrainConfig.from_toml(config) if config else TrainConfig()
+        result = run_ablation(dataset, out, settings, tuple(variant or VARIANTS), split,
+                              progress=sys.stderr.isatty(), log=lambda line: err.print(line, highlight=False))
+    except (AblationError, TrainError) as exc:
+        raise UserError(str(exc)) from exc
+    print(result["table"])
+    console.print(f"written: {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}",
+                  highlight=False, soft_wrap=True)

@@ -36,7 +36,8 @@ KAPPA_CMAP = LinearSegmentedColormap.from_list("kappa", ["#d7301f", "#fdcc8a", "
 MISSING = "#eeeeee"
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes, without the Software chunk (same data, same bytes)."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
@@ -101,7 +102,7 @@ def kappa_heatmap(names: Sequence[str], kappa: Sequence[Sequence[float | None]],
         bar = fig.colorbar(image, ax=ax, shrink=0.85)
         bar.set_ticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
         bar.set_label("kappa (report × code)")
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def per_code_kappa(rows: Sequence[dict], threshold: float) -> bytes:
@@ -130,7 +131,7 @@ def per_code_kappa(rows: Sequence[dict], threshold: float) -> bytes:
         ax.set_xlim(low, 1.02)
         ax.set_xlabel(f"kappa with 95% interval (dashed: threshold {threshold:g})")
         _band_labels(ax, "x", low)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def trend(rounds: Sequence[str], series: dict[str, Sequence[float | None]], threshold: float) -> bytes:
@@ -161,7 +162,7 @@ def trend(rounds: Sequence[str], series: dict[str, Sequence[float | None]], thre
         ax.set_ylabel("kappa / alpha (report × code)")
         ax.legend(loc="lower left", fontsize=8, frameon=True)
         _band_labels(ax, "y", low)
-        return _png(fig)
+        return png_bytes(fig)
 
 
 def adjudication(kinds: Sequence[str], outcomes: Sequence[str], counts: Sequence[Sequence[int]]) -> bytes:
@@ -191,4 +192,4 @@ def adjudication(kinds: Sequence[str], outcomes: Sequence[str], counts: Sequence
         ax.set_ylim(len(kinds) - 0.5, -0.5)
         ax.set_xlabel("disputed regions")
         ax.legend(loc="lower right", ncols=len(outcomes), fontsize=8, bbox_to_anchor=(1.0, 1.0), frameon=False)
-        return _png(fig)
+        return png_bytes(fig)

@@ -1,0 +1,99 @@
+"""`mlflow models serve` of hiericd-pipeline@champion answers with codes and evidence."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from test_registry import champion_store, registry_models
+
+from hiericd_core import registry
+from hiericd_core.infer import Predictor
+
+pytestmark = pytest.mark.integration
+START_TIMEOUT = 120  # seconds for the server to answer /ping
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_ping(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow models serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"no answer on {url}/ping within {START_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.timeout(300)
+def test_served_champion_codes_reports_with_evidence(tmp_path_factory, tmp_path):
+    catalog, _ = champion_store(tmp_path_factory)
+    models = registry_models(tmp_path_factory)
+    table = pq.read_table(models["dataset"] / "reports.parquet", columns=["report_id", "split", "text",
+                                                                        "reason_for_visit"]).to_pylist()
+    reports = sorted((r for r in table if r["split"] == "test"), key=lambda r: r["report_id"])[:2]
+    reports = [{k: r[k] for k in ("report_id", "text", "reason_for_visit")} for r in reports]
+    reports.append({"report_id": "blank", "text": "   ", "reason_for_visit": ""})
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    bin_dir = Path(sys.executable).parent  # uvicorn must be on PATH for the scoring server
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry.tracking_uri(catalog), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/hiericd-pipeline@champion",
+                                 "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_ping(url, proc, log)
+        body = {"dataframe_split": {"columns": ["report_id", "text", "reason_for_visit"],
+                                    "data": [[r["report_id"], r["text"], r["reason_for_visit"]] for r in reports]}}
+        request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            rows = json.loads(answer.read())["predictions"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    # the same codes and probabilities as the model folder gives in this process
+    expected = Predictor.load(models["good"]).predict(reports)
+    served: dict[str, list[dict]] = {}
+    for row in rows:
+        served.setdefault(row["report_id"], []).append(row)
+    assert list(served) == [r["report_id"] for r in reports]
+    for report, result in zip(reports[:2], expected[:2], strict=True):
+        got = served[report["report_id"]]
+        assert [r["code"] for r in got] == [c.code for c in result.codes] and got
+        assert [r["probability"] for r in got] == pytest.approx([c.probability for c in result.codes], abs=1e-5)
+        for row in got:
+            evidence = json.loads(row["evidence"])
+            text = report["text"]
+            assert text[evidence["sentence_start"]:evidence["sentence_end"]] == evidence["sentence_text"]
+            assert evidence["top_tokens"]
+            assert all(text[t["start"]:t["end"]] == t["token"] for t in evidence["top_tokens"])
+    assert served["blank"] == [{"report_id": "blank", "code": "", "probability": 0.0,
+                                "evidence": json.dumps({"problems": ["empty text: nothing to code"]})}]
