@@ -13,14 +13,19 @@ DEMO_REPORTS ?= 2000
 DEMO_SEED ?= 7
 ROUND ?=
 BENCH_REPORTS ?= 39000
+MLFLOW_PORT ?= 5000
+AIRFLOW_PORT ?= 8080
 
-.PHONY: venv demo test bench lint clean help
+.PHONY: venv demo test bench lint clean help mlflow airflow services
 
 help:
 	@echo "make demo   - build the venv if needed, run the pipeline on a synthetic round (or ROUND=path)"
 	@echo "make test   - build the venv if needed, run the whole test suite"
+	@echo "make services - install redis-server and PostgreSQL (apt-get) for the integration tests if missing"
 	@echo "make bench  - benchmarks, results in bench/results.json and bench/results.md"
 	@echo "make lint   - ruff"
+	@echo "make airflow - Airflow standalone on 127.0.0.1:\$$(AIRFLOW_PORT) with the hiericd DAGs and rounds page"
+	@echo "make mlflow - MLflow server on 127.0.0.1:$(MLFLOW_PORT) over the catalog's store (runs, registry, artifacts)"
 
 venv: $(STAMP)
 
@@ -35,11 +40,43 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m hiericd_core.demo --reports $(DEMO_REPORTS) --seed $(DEMO_SEED) $(if $(ROUND),--round $(ROUND))
 
-test: $(STAMP)
+test: $(STAMP) services
 	$(BIN)/python -m pytest -q
+
+# Servers that tests/test_services.py starts on loopback ports: Redis and PostgreSQL from Debian's packages
+# when missing. Only where they cannot be installed (no root or no apt-get) do those tests skip, saying why.
+services:
+	@pkgs=""; command -v redis-server >/dev/null 2>&1 || pkgs="redis-server"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || pkgs="$$pkgs postgresql"; \
+	if [ -z "$$pkgs" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $$pkgs for the integration tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$pkgs; } \
+	    || echo "could not install $$pkgs: tests/test_services.py will skip"; \
+	else echo "$$pkgs missing and apt-get (as root) unavailable: tests/test_services.py will skip"; fi
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --reports $(BENCH_REPORTS)
+
+# Airflow standalone (API server + UI, scheduler, DAG processor, triggerer) over the catalog's sqlite DB; the
+# login is admin, its password in $(HIERICD_HOME)/airflow/simple_auth_manager_passwords.json.generated.
+airflow: $(STAMP)
+	mkdir -p $(abspath $(HIERICD_HOME))/airflow $(abspath $(HIERICD_HOME))/incoming
+	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(abspath $(HIERICD_HOME))/airflow \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(abspath $(HIERICD_HOME))/airflow/airflow.db \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
+	AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=2 AIRFLOW__API__WORKERS=1 \
+	$(BIN)/airflow standalone
+
+# The catalog's sqlite store and artifact folder, served; clients use MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT).
+mlflow: $(STAMP)
+	mkdir -p $(abspath $(HIERICD_HOME))/mlflow/artifacts
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+		--backend-store-uri sqlite:///$(abspath $(HIERICD_HOME))/mlflow/mlflow.db \
+		--artifacts-destination $(abspath $(HIERICD_HOME))/mlflow/artifacts \
+		--host 127.0.0.1 --port $(MLFLOW_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(wildcard hiericd_core tests bench scripts dags plugins)
