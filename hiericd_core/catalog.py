@@ -43,6 +43,11 @@ class Catalog:
         return cls(Path(chosen).expanduser().resolve())
 
     @property
+    def incoming(self) -> Path:
+        """Where round folders are moved for the round DAG's sensor to pick up."""
+        return self.root / "incoming"
+
+    @property
     def rounds(self) -> Path:
         return self.root / "rounds"
 

@@ -94,12 +94,40 @@ def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -
             "warnings": len(figures["warnings"])}
 
 
+def merged_rounds(catalog: Catalog, like: str | Path | None = None) -> list[Path]:
+    """The catalog's merged rounds, oldest first (round date, then id): what a retraining builds on.
+
+    With ``like`` (a merged round folder), only the rounds of its language and
+    code system: a Spanish round and an English one make no data set together.
+    A folder without a readable ``brat/round.toml`` (written by the merge) is skipped.
+    """
+    import tomllib
+
+    def info(folder: Path) -> dict | None:
+        try:
+            return tomllib.loads((folder / "brat" / "round.toml").read_text(encoding="utf-8"))["round"]
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
+            return None
+
+    root = catalog.root / "merged"
+    rounds = {f: info(f) for f in sorted(root.iterdir()) if f.is_dir()} if root.is_dir() else {}
+    rounds = {f: r for f, r in rounds.items() if r is not None}
+    if like is not None:
+        want = info(Path(like))
+        if want is not None:
+            key = (want.get("language", "en"), want.get("code_system"))
+            rounds = {f: r for f, r in rounds.items() if (r.get("language", "en"), r.get("code_system")) == key}
+    return sorted(rounds, key=lambda f: (str(rounds[f].get("date", "")), str(rounds[f].get("id", f.name))))
+
+
 def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
-             backend: str = "auto", progress: bool = False) -> dict:
+             backend: str = "auto", progress: bool = False, round_splits: dict[str, str] | None = None) -> dict:
     """Build the data set from merged rounds (oldest first) into ``datasets/<version>/`` and gate it.
 
     The Great Expectations suites of ``expectations/`` validate both tables;
-    Data Docs go to ``datasets/<version>/data_docs/``.
+    Data Docs go to ``datasets/<version>/data_docs/``. ``round_splits`` (round
+    id -> split) puts every report of those rounds in that split instead of
+    the hash's (CodiEsp: ``{"codiesp-train": "train", "codiesp-dev": "dev"}``).
 
     Returns:
         ``{"version", "path", "manifest", "data_docs"}``.
@@ -111,8 +139,9 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
     from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
     from hiericd_core.validation import check_dataset
 
-    dataset = build_dataset([Path(p) for p in merged_dirs],
-                            DatasetConfig(seed=seed, min_count=min_count, backend=backend), progress=progress)
+    config = DatasetConfig(seed=seed, min_count=min_count, backend=backend,
+                           round_splits=tuple((round_splits or {}).items()))
+    dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress)
     folder = write_dataset(dataset, datasets_root=catalog.datasets)
     report = check_dataset(folder, folder / "data_docs")
     return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json"),
@@ -131,6 +160,34 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path 
         config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     metrics = train_model(dataset_dir, out_dir, config, progress=progress)
     return {"model": str(out_dir), "metrics": metrics}
+
+
+def train_config(config_file: str | Path | None = None, overrides: dict | None = None):
+    """The :class:`~hiericd_core.train.TrainConfig` of ``config_file`` (or the defaults) with ``overrides`` set.
+
+    Raises:
+        TrainError: an unreadable file, or an unknown or badly typed setting (the message names it).
+    """
+    from dataclasses import fields, replace
+
+    from hiericd_core.train import TrainConfig, TrainError
+
+    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    overrides = dict(overrides or {})
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        raise TrainError(f"unknown training setting(s) {', '.join(unknown)}; known ones are {', '.join(sorted(known))}")
+    try:
+        return replace(config, **overrides)
+    except TypeError as exc:
+        raise TrainError(f"bad training setting: {exc}") from exc
+
+
+def latest_dataset(catalog: Catalog) -> Path | None:
+    """The data set folder of the catalog written last (its manifest is written last), or None."""
+    manifests = [m for m in catalog.datasets.glob("*/manifest.json") if m.is_file()]
+    return max(manifests, key=lambda m: m.stat().st_mtime_ns).parent if manifests else None
 
 
 def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", *,

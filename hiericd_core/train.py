@@ -14,7 +14,17 @@ folder:
 * ``train_config.json`` — the resolved :class:`TrainConfig`;
 * ``metrics.json`` — per-epoch history, best dev metrics, the variant used,
   the data set's version and language. It holds no timings, so two runs with
-  the same seed write the same bytes; timings are in the returned dict.
+  the same seed write the same bytes; timings are in the returned dict;
+* ``stages/{prepare,tagger,classifier}.json`` — what each stage handed on
+  (with its timing).
+
+Training runs in four stages that talk only through the model folder, so
+the two models can train in separate processes (the Airflow training DAG
+runs them as parallel tasks): :func:`prepare_stage` (vocabulary, word
+vectors, resolved config), :func:`tagger_stage` and :func:`classifier_stage`
+(each a checkpoint plus its result under ``stages/``) and
+:func:`finish_stage` (``metrics.json``). :func:`train_model` runs them in
+turn.
 
 A data set without reasons for visit (CodiEsp) trains the ``*_r4v`` variants'
 counterparts without them, and the tagger without the reason's half of its
@@ -49,6 +59,7 @@ class TrainConfig:
 
     seed: int = 13
     threads: int = 2
+    device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when there is one); deterministic on CPU only
     # optimisation (both models)
     lr: float = 1e-3
     batch_size: int = 32  # reports for the tagger, sentences for the classifier
@@ -77,6 +88,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise TrainError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise TrainError(f"unknown device {self.device!r}; choose cpu, cuda, cuda:N or auto")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:
@@ -232,6 +245,25 @@ def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Calla
     return {"history": history, "best_epoch": best_epoch, "best_dev": best_dev, "stopped": stopped}
 
 
+def torch_device(config: TrainConfig):
+    """The torch device ``config.device`` names ("auto": the first GPU when there is one, else the CPU).
+
+    Raises:
+        TrainError: a GPU was asked for and torch sees none.
+    """
+    import torch
+
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if config.device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainError(f"device {config.device!r} asked for, but torch sees no GPU; use device = \"cpu\"")
+    return torch.device(config.device)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
 def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Report]], weights, callback,
                   progress: bool, vectors):
     import torch
@@ -240,9 +272,11 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
     from hiericd_core.models.tagger import IGNORE, SentenceTagger, batch_reports
 
     torch.manual_seed(config.seed)
+    device = torch_device(config)
     model = SentenceTagger(tagger_cfg, weights)
     with torch.no_grad():
         model.embed.weight.copy_(torch.from_numpy(vectors))
+    model.to(device)
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     train, dev = reports["train"], reports["dev"]
@@ -252,18 +286,19 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
     def features(items: list[_Report], split: str, index: list[int]):
         """(features (B, S, F), n_sentences (B,)); frozen vectors make the features fixed, so they are cached."""
         if not tagger_cfg.freeze_embeddings:
-            b = batch_reports([items[i].sentences for i in index], [items[i].r4v for i in index])
+            b = _to(batch_reports([items[i].sentences for i in index], [items[i].r4v for i in index]), device)
             return model.features(b["sentences"], b["r4v"]), b["n_sentences"]
         if split not in cache:
             cache[split] = []
             with torch.no_grad():
                 for chunk in _batches(len(items), 256, None):
-                    b = batch_reports([items[i].sentences for i in chunk], [items[i].r4v for i in chunk])
+                    b = _to(batch_reports([items[i].sentences for i in chunk], [items[i].r4v for i in chunk]),
+                            device)
                     f = model.features(b["sentences"], b["r4v"])  # (B, S, F)
                     cache[split] += [f[j, : n] for j, n in enumerate(b["n_sentences"].tolist())]
         rows = [cache[split][i] for i in index]
         return (torch.nn.utils.rnn.pad_sequence(rows, batch_first=True),
-                torch.tensor([len(r) for r in rows], dtype=torch.long))
+                torch.tensor([len(r) for r in rows], dtype=torch.long, device=device))
 
     def train_epoch(epoch: int) -> dict:
         total, n = 0.0, 0
@@ -272,7 +307,7 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
             labels = torch.full(feats.shape[:2], IGNORE, dtype=torch.long)  # (B, S)
             for j, i in enumerate(index):
                 labels[j, : len(train[i].focus)] = torch.tensor(train[i].focus)
-            loss = model.loss(model(feats, n_sent), labels)
+            loss = model.loss(model(feats, n_sent), labels.to(device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -293,7 +328,7 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
                 "focus_recall": s.focus.recall, "accuracy": s.micro.f1, "sentences": s.sentences}
 
     result = _fit("tagger", model, config, config.tagger_epochs, train_epoch, evaluate, callback, progress)
-    return model, result
+    return model.cpu(), result
 
 
 def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[_Row]], labels: list[str], callback,
@@ -304,17 +339,19 @@ def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[
     from hiericd_core.models.classifier import ICDClassifier, batch_sentences
 
     torch.manual_seed(config.seed)
+    device = torch_device(config)
     model = ICDClassifier(classifier_cfg)
     with torch.no_grad():
         model.embed.weight.copy_(torch.from_numpy(vectors))
+    model.to(device)
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
     train, dev = rows["train"], rows["dev"]
     lengths = [len(r.tokens) for r in train]
 
     def batch(items: list[_Row], index: list[int]) -> dict:
-        return batch_sentences([items[i].tokens for i in index], [items[i].r4v for i in index],
-                               [items[i].label for i in index], [items[i].mask for i in index])
+        return _to(batch_sentences([items[i].tokens for i in index], [items[i].r4v for i in index],
+                                   [items[i].label for i in index], [items[i].mask for i in index]), device)
 
     def train_epoch(epoch: int) -> dict:
         sums, n = {"loss": 0.0, "cross_entropy": 0.0, "attention_loss": 0.0}, 0
@@ -342,40 +379,69 @@ def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[
         return {"macro_f1": s.macro_f1, "accuracy": s.accuracy, "weighted_f1": s.weighted_f1, "rows": s.rows}
 
     result = _fit("classifier", model, config, config.classifier_epochs, train_epoch, evaluate, callback, progress)
-    return model, result
+    return model.cpu(), result
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- the stages
+
+# What the stages leave in the model folder for each other (they may run in
+# different processes, e.g. parallel Airflow tasks): prepare's words and
+# settings, each model stage's result with its timing; finish folds them into
+# ``metrics.json``.
+STAGES_DIR = "stages"
 
 
-def train_model(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
-                callback: Callback | None = None, progress: bool = False) -> dict:
-    """Train the tagger and the classifier on a data set folder and write the model folder.
+def _stage_file(out_dir: Path, stage: str) -> Path:
+    return out_dir / STAGES_DIR / f"{stage}.json"
 
-    Args:
-        dataset_dir: a folder written by :func:`hiericd_core.datasets.write_dataset`.
-        out_dir: the model folder to write (created; files in it are replaced).
-        config: the knobs; default :class:`TrainConfig()`.
-        callback: called as ``callback(stage, epoch, metrics)`` after each epoch,
-            ``stage`` being ``"tagger"`` or ``"classifier"``.
-        progress: show progress bars.
+
+def _read_stage(out_dir: Path, stage: str, before: str) -> dict:
+    path = _stage_file(out_dir, stage)
+    if not path.is_file():
+        raise TrainError(f"{out_dir}: no {STAGES_DIR}/{stage}.json; run the {stage} stage before {before}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _load_prepared(out_dir: Path, stage: str):
+    """What prepare wrote, the data set re-read and encoded with its vocabulary: ``(prepared, config, vocab,
+    vectors, tagged, rows)``. Encoding is cheap next to training, and deterministic, so each stage redoes it
+    rather than passing pickles around."""
+    import numpy as np
+
+    from hiericd_core.embeddings import Vocabulary
+
+    prepared = _read_stage(out_dir, "prepare", f"the {stage} stage")
+    config = TrainConfig(**json.loads((out_dir / "train_config.json").read_text(encoding="utf-8")))
+    vocab = Vocabulary.load(out_dir / "vocab.json")
+    vectors = np.load(out_dir / "vectors.npy", allow_pickle=False)
+    sentences, reports, _, _ = read_dataset(Path(prepared["dataset_dir"]))
+    labels = prepared["labels"]
+    tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)},
+                           prepared["r4v_available"], config.max_tokens)
+    return prepared, config, vocab, vectors, tagged, rows
+
+
+def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None) -> dict:
+    """Stage 1: vocabulary and word vectors from the training split; the resolved config.
+
+    Writes ``vocab.json``, ``vectors.npy``, ``train_config.json`` and
+    ``stages/prepare.json`` into ``out_dir``, and removes the results of any
+    earlier run there (checkpoints, stage results, ``metrics.json``), so the
+    later stages never mix two runs.
 
     Returns:
-        The contents of ``metrics.json`` plus ``seconds`` (timings per step) and ``out_dir``.
+        ``stages/prepare.json``'s contents: the data set, labels, variant, vocabulary size, vectors, counts
+        and ``seconds``.
 
     Raises:
         TrainError: the folder is not a data set, or a split has nothing to train or judge on.
     """
-    import numpy as np
-
     from hiericd_core.embeddings import Vocabulary, Word2VecConfig, load_vectors, save_vectors, train_vectors
     from hiericd_core.files import atomic_write_json
-    from hiericd_core.models import ClassifierConfig, TaggerConfig, save_checkpoint, torch_threads
-    from hiericd_core.models.tagger import class_weights
+    from hiericd_core.models import torch_threads
 
     config = config or TrainConfig()
-    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
-    seconds: dict[str, float] = {}
+    dataset_dir, out_dir = Path(dataset_dir).resolve(), Path(out_dir)
     clock = time.perf_counter()
     sentences, reports, label_space, manifest = read_dataset(dataset_dir)
     labels = list(label_space["codes"])
@@ -401,57 +467,148 @@ def train_model(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfi
             vectors = train_vectors(train_tokens, vocab, w2v)
             vectors_info = {"trained": asdict(w2v)}
         config = replace(config, emb_dim=int(vectors.shape[1]))
-        seconds["vectors"] = time.perf_counter() - clock
 
-        use_r4v = config.tagger_r4v and r4v_available
-        tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)}, r4v_available,
-                               config.max_tokens)
-        for split in ("train", "dev"):
-            if not tagged[split] or not rows[split]:
-                raise TrainError(f"{dataset_dir}: the {split} split has {len(tagged[split])} reports and "
-                                 f"{len(rows[split])} classifier rows; build the data set from more reports")
-        n_focus = sum(sum(r.focus) for r in tagged["train"])
-        n_other = sum(len(r.focus) for r in tagged["train"]) - n_focus
+    tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)}, r4v_available,
+                           config.max_tokens)
+    for split in ("train", "dev"):
+        if not tagged[split] or not rows[split]:
+            raise TrainError(f"{dataset_dir}: the {split} split has {len(tagged[split])} reports and "
+                             f"{len(rows[split])} classifier rows; build the data set from more reports")
+    n_focus = sum(sum(r.focus) for r in tagged["train"])
+    n_other = sum(len(r.focus) for r in tagged["train"]) - n_focus
 
-        clock = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("tagger.pt", "classifier.pt", "metrics.json", f"{STAGES_DIR}/tagger.json",
+                  f"{STAGES_DIR}/classifier.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    vocab.save(out_dir / "vocab.json")
+    save_vectors(out_dir / "vectors.npy", vectors)
+    atomic_write_json(out_dir / "train_config.json", asdict(config))
+    prepared = {
+        "dataset_dir": str(dataset_dir),
+        "data": {"dataset_version": manifest.get("version"), "language": manifest.get("language", "en"),
+                 "segmenter": manifest.get("segmenter")},
+        "labels": labels,
+        "variant_requested": config.variant,
+        "variant": variant,
+        "r4v_available": r4v_available,
+        "tagger_uses_r4v": config.tagger_r4v and r4v_available,
+        "vocab_size": len(vocab),
+        "vectors": vectors_info,
+        "train": {"reports": len(tagged["train"]), "sentences": n_focus + n_other, "focus_sentences": n_focus,
+                  "classifier_rows": len(rows["train"])},
+        "seconds": time.perf_counter() - clock,
+    }
+    atomic_write_json(_stage_file(out_dir, "prepare"), prepared)
+    return prepared
+
+
+def tagger_stage(out_dir: str | Path, callback: Callback | None = None, progress: bool = False) -> dict:
+    """Stage 2a: train the sentence tagger from what :func:`prepare_stage` wrote.
+
+    Writes ``tagger.pt`` and ``stages/tagger.json`` (the early-stopping
+    result and ``seconds``), which it also returns. Independent of
+    :func:`classifier_stage`: the two may run at the same time.
+    """
+    from hiericd_core.files import atomic_write_json
+    from hiericd_core.models import TaggerConfig, save_checkpoint, torch_threads
+    from hiericd_core.models.tagger import class_weights
+
+    out_dir = Path(out_dir)
+    clock = time.perf_counter()
+    prepared, config, vocab, vectors, tagged, _ = _load_prepared(out_dir, "tagger")
+    n_focus = prepared["train"]["focus_sentences"]
+    # CUDA's index backward is not deterministic: there, runs differ in the last digits
+    with torch_threads(config.threads, deterministic=torch_device(config).type == "cpu"):
         tagger_cfg = TaggerConfig(vocab_size=len(vocab), emb_dim=config.emb_dim, hidden=config.tagger_hidden,
                                   bidirectional=config.tagger_bidirectional, dropout=config.dropout,
-                                  use_r4v=use_r4v, freeze_embeddings=config.freeze_embeddings)
-        tagger, tagger_result = _train_tagger(config, tagger_cfg, tagged, class_weights(n_focus, n_other), callback,
-                                              progress, vectors)
-        seconds["tagger"] = time.perf_counter() - clock
+                                  use_r4v=prepared["tagger_uses_r4v"], freeze_embeddings=config.freeze_embeddings)
+        weights = class_weights(n_focus, prepared["train"]["sentences"] - n_focus)
+        tagger, result = _train_tagger(config, tagger_cfg, tagged, weights, callback, progress, vectors)
+    save_checkpoint(out_dir / "tagger.pt", tagger, max_tokens=config.max_tokens, **prepared["data"])
+    result = {"result": result, "seconds": time.perf_counter() - clock}
+    atomic_write_json(_stage_file(out_dir, "tagger"), result)
+    return result
 
-        clock = time.perf_counter()
+
+def classifier_stage(out_dir: str | Path, callback: Callback | None = None, progress: bool = False) -> dict:
+    """Stage 2b: train the ICD classifier from what :func:`prepare_stage` wrote.
+
+    Writes ``classifier.pt`` and ``stages/classifier.json`` (the
+    early-stopping result and ``seconds``), which it also returns.
+    """
+    from hiericd_core.files import atomic_write_json
+    from hiericd_core.models import ClassifierConfig, save_checkpoint, torch_threads
+
+    out_dir = Path(out_dir)
+    clock = time.perf_counter()
+    prepared, config, vocab, vectors, _, rows = _load_prepared(out_dir, "classifier")
+    labels, variant = prepared["labels"], prepared["variant"]
+    with torch_threads(config.threads, deterministic=torch_device(config).type == "cpu"):
         classifier_cfg = ClassifierConfig(variant=variant, vocab_size=len(vocab), emb_dim=config.emb_dim,
                                           hidden=config.classifier_hidden, attention_size=config.attention_size,
                                           lambda_att=config.lambda_att, dropout=config.dropout, n_labels=len(labels),
                                           freeze_embeddings=config.freeze_embeddings)
-        classifier, classifier_result = _train_classifier(config, classifier_cfg, rows, labels, callback, progress,
-                                                          vectors)
-        seconds["classifier"] = time.perf_counter() - clock
-
-    data = {"dataset_version": manifest.get("version"), "language": manifest.get("language", "en"),
-            "segmenter": manifest.get("segmenter")}
-    metrics = {
-        **data,
-        "variant_requested": config.variant,
-        "variant": variant,
-        "r4v_available": r4v_available,
-        "tagger_uses_r4v": use_r4v,
-        "vocab_size": len(vocab),
-        "vectors": vectors_info,
-        "label_space_size": len(labels),
-        "train": {"reports": len(tagged["train"]), "sentences": n_focus + n_other, "focus_sentences": n_focus,
-                  "classifier_rows": len(rows["train"])},
-        "tagger": tagger_result,
-        "classifier": classifier_result,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vocab.save(out_dir / "vocab.json")
-    save_vectors(out_dir / "vectors.npy", np.asarray(vectors))
-    save_checkpoint(out_dir / "tagger.pt", tagger, max_tokens=config.max_tokens, **data)
+        classifier, result = _train_classifier(config, classifier_cfg, rows, labels, callback, progress, vectors)
     save_checkpoint(out_dir / "classifier.pt", classifier, labels=labels, variant=variant,
-                    variant_requested=config.variant, max_tokens=config.max_tokens, **data)
-    atomic_write_json(out_dir / "train_config.json", asdict(config))
+                    variant_requested=config.variant, max_tokens=config.max_tokens, **prepared["data"])
+    result = {"result": result, "seconds": time.perf_counter() - clock}
+    atomic_write_json(_stage_file(out_dir, "classifier"), result)
+    return result
+
+
+def finish_stage(out_dir: str | Path) -> dict:
+    """Stage 3: fold the stages' results into ``metrics.json``.
+
+    Returns:
+        The contents of ``metrics.json`` plus ``seconds`` (timings per stage) and ``out_dir``.
+
+    Raises:
+        TrainError: a stage has not run (the message names it).
+    """
+    from hiericd_core.files import atomic_write_json
+
+    out_dir = Path(out_dir)
+    prepared = _read_stage(out_dir, "prepare", "finish")
+    tagger = _read_stage(out_dir, "tagger", "finish")
+    classifier = _read_stage(out_dir, "classifier", "finish")
+    metrics = {
+        **prepared["data"],
+        **{k: prepared[k] for k in ("variant_requested", "variant", "r4v_available", "tagger_uses_r4v",
+                                    "vocab_size", "vectors")},
+        "label_space_size": len(prepared["labels"]),
+        "train": prepared["train"],
+        "tagger": tagger["result"],
+        "classifier": classifier["result"],
+    }
     atomic_write_json(out_dir / "metrics.json", metrics)
+    seconds = {"vectors": prepared["seconds"], "tagger": tagger["seconds"], "classifier": classifier["seconds"]}
     return {**metrics, "seconds": seconds, "out_dir": str(out_dir)}
+
+
+def train_model(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
+                callback: Callback | None = None, progress: bool = False) -> dict:
+    """Train the tagger and the classifier on a data set folder and write the model folder.
+
+    Runs :func:`prepare_stage`, :func:`tagger_stage`,
+    :func:`classifier_stage` and :func:`finish_stage` in turn (the Airflow
+    training DAG runs the two model stages side by side).
+
+    Args:
+        dataset_dir: a folder written by :func:`hiericd_core.datasets.write_dataset`.
+        out_dir: the model folder to write (created; files in it are replaced).
+        config: the knobs; default :class:`TrainConfig()`.
+        callback: called as ``callback(stage, epoch, metrics)`` after each epoch,
+            ``stage`` being ``"tagger"`` or ``"classifier"``.
+        progress: show progress bars.
+
+    Returns:
+        The contents of ``metrics.json`` plus ``seconds`` (timings per step) and ``out_dir``.
+
+    Raises:
+        TrainError: the folder is not a data set, or a split has nothing to train or judge on.
+    """
+    prepare_stage(dataset_dir, out_dir, config)
+    tagger_stage(out_dir, callback, progress)
+    classifier_stage(out_dir, callback, progress)
+    return finish_stage(out_dir)

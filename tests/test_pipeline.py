@@ -1,4 +1,4 @@
-"""Pipeline steps: paths in, paths out, re-runnable; the demo end to end on a small round."""
+"""Pipeline steps: paths in, paths out, re-runnable."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from hiericd_core import demo, pipeline
+from hiericd_core import pipeline
 from hiericd_core.catalog import Catalog
 from hiericd_core.synth import generate_round
 
@@ -68,28 +68,22 @@ def test_pending_reports_get_an_adjudication_queue(tmp_path, synthetic):
     assert again["pending"] == 0 and again["queue"] is None and not queue.exists()
 
 
-def test_demo_runs_end_to_end_and_prints_where_things_are(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
-    assert demo.main(["--reports", "300", "--seed", "3", "--min-count", "3", "--epochs", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "data-quality report" in out and "mean pairwise kappa" in out
-    assert "| lr |" in out  # the model's evaluation beside the baselines
-    assert len(list((tmp_path / "home" / "models").glob("demo-*/classifier.pt"))) == 1
-    assert (tmp_path / "home" / "reports" / "synth-3-300" / "index.html").is_file()
-    assert len(list((tmp_path / "home" / "datasets").glob("*/manifest.json"))) == 1
-
-
-def test_demo_on_a_single_coder_round(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
-    assert demo.main(["--round", str(FIXTURES / "codiesp-sample" / "train"), "--min-count", "2", "--no-train"]) == 0
-    out = capsys.readouterr().out
-    assert "needs two coders per report" in out
-
-
-def test_demo_on_a_missing_round_is_a_clear_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
-    assert demo.main(["--round", str(tmp_path / "nope")]) == 2
-    assert "no such folder" in capsys.readouterr().out
+def test_merged_rounds_are_oldest_first_and_of_one_language_and_code_system(tmp_path):
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    rounds = {  # folder name -> round.toml body; folder names sort otherwise than dates
+        "a-late": 'id = "a-late"\ndate = "2026-03-01"\nlanguage = "en"\ncode_system = "icd-10-cm"',
+        "b-early": 'id = "b-early"\ndate = "2025-12-01"\nlanguage = "en"\ncode_system = "icd-10-cm"',
+        "c-mid": 'id = "c-mid"\ndate = 2026-01-15\nlanguage = "en"\ncode_system = "icd-10-cm"',  # a TOML date
+        "d-spanish": 'id = "d-spanish"\ndate = "2026-02-01"\nlanguage = "es"\ncode_system = "icd-10-cm"',
+    }
+    for name, body in rounds.items():
+        (catalog.root / "merged" / name / "brat").mkdir(parents=True)
+        (catalog.root / "merged" / name / "brat" / "round.toml").write_text(f"[round]\n{body}\n")
+    (catalog.root / "merged" / "e-broken").mkdir()  # no round.toml: not a merged round
+    merged = catalog.root / "merged"
+    assert [p.name for p in pipeline.merged_rounds(catalog)] == ["b-early", "c-mid", "d-spanish", "a-late"]
+    assert [p.name for p in pipeline.merged_rounds(catalog, like=merged / "a-late")] == ["b-early", "c-mid", "a-late"]
+    assert [p.name for p in pipeline.merged_rounds(catalog, like=merged / "d-spanish")] == ["d-spanish"]
 
 
 def test_merge_agreement_and_report_on_the_shared_two_annotator_fixture(tmp_path):

@@ -15,7 +15,17 @@ from hiericd_core.merge import merge_round, write_merge
 from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round
-from hiericd_core.train import TrainConfig, TrainError, _batches, _fit, train_model
+from hiericd_core.train import (
+    TrainConfig,
+    TrainError,
+    _batches,
+    _fit,
+    classifier_stage,
+    finish_stage,
+    prepare_stage,
+    tagger_stage,
+    train_model,
+)
 
 TINY = TrainConfig(emb_dim=16, min_freq=1, w2v_epochs=2, tagger_hidden=16, classifier_hidden=16, attention_size=8,
                    tagger_epochs=4, classifier_epochs=4, patience=10, threads=1, batch_size=16)
@@ -93,6 +103,43 @@ def test_training_is_deterministic(trained, dataset, tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_stages_run_apart_write_what_train_model_writes(trained, dataset, tmp_path):
+    """The training DAG's way: prepare, then the two models in either order (separate processes there), then
+    finish; each stage reads only what the earlier ones left in the folder."""
+    out, metrics, _ = trained
+    prepared = prepare_stage(dataset, tmp_path, TINY)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stages", "train_config.json", "vectors.npy", "vocab.json"]
+    with pytest.raises(TrainError, match=r"no stages/tagger\.json; run the tagger stage before finish"):
+        finish_stage(tmp_path)
+    classifier = classifier_stage(tmp_path)
+    tagger = tagger_stage(tmp_path)
+    assert tagger["result"] == metrics["tagger"] and classifier["result"] == metrics["classifier"]
+    finished = finish_stage(tmp_path)
+    for name in ("metrics.json", "train_config.json", "vocab.json", "vectors.npy"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+    for name in ("tagger.pt", "classifier.pt"):
+        a, b = (torch.load(d / name, weights_only=True) for d in (out, tmp_path))
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), name
+        assert {k: v for k, v in a.items() if k != "state_dict"} == {k: v for k, v in b.items() if k != "state_dict"}
+    assert {k: v for k, v in finished.items() if k not in ("seconds", "out_dir")} == json.loads(
+        (out / "metrics.json").read_text())
+    assert finished["seconds"]["vectors"] == prepared["seconds"]
+    assert prepared["dataset_dir"] == str(dataset.resolve()) and prepared["variant"] == "supervised_r4v"
+
+
+def test_prepare_again_clears_the_last_run(trained, dataset, tmp_path):
+    out, _, _ = trained
+    for name in ("tagger.pt", "classifier.pt", "metrics.json"):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "tagger.json").write_text("{}")
+    prepare_stage(dataset, tmp_path, TINY)
+    assert not any((tmp_path / n).exists() for n in ("tagger.pt", "classifier.pt", "metrics.json",
+                                                     "stages/tagger.json"))
+    with pytest.raises(TrainError, match=r"no stages/prepare\.json; run the prepare stage before the tagger"):
+        tagger_stage(tmp_path / "elsewhere")
+
+
 def test_a_data_set_without_reasons_for_visit_falls_back(dataset, tmp_path):
     ds = tmp_path / "ds"
     ds.mkdir()
@@ -128,6 +175,19 @@ def test_config_from_toml(tmp_path):
         TrainConfig.from_toml(tmp_path / "bad.toml")
     with pytest.raises(TrainError, match="unknown variant"):
         TrainConfig(variant="bert")
+
+
+def test_a_dag_run_config_overrides_the_file(tmp_path):
+    from hiericd_core.pipeline import train_config
+
+    (tmp_path / "train.toml").write_text('[train]\nvariant = "pooling"\ntagger_epochs = 7\n')
+    config = train_config(tmp_path / "train.toml", {"tagger_epochs": 1, "lr": 0.01})
+    assert (config.variant, config.tagger_epochs, config.lr, config.seed) == ("pooling", 1, 0.01, 13)
+    assert train_config() == TrainConfig()
+    with pytest.raises(TrainError, match="unknown training setting.s. epochs; known ones are"):
+        train_config(None, {"epochs": 3})
+    with pytest.raises(TrainError, match="unknown variant"):
+        train_config(None, {"variant": "bert"})
 
 
 def test_a_folder_that_is_not_a_data_set_is_refused(tmp_path):
@@ -180,3 +240,17 @@ def test_batches_in_order_shuffled_and_bucketed():
     spans = sorted((min(lengths[i] for i in b), max(lengths[i] for i in b)) for b in bucketed)
     assert spans == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]  # one pool: neighbours in length share a batch
     assert bucketed == _batches(10, 2, torch.Generator().manual_seed(0), lengths)
+
+
+def test_device_setting_is_checked():
+    import torch
+
+    from hiericd_core.train import TrainConfig, TrainError, torch_device
+
+    with pytest.raises(TrainError, match="unknown device 'tpu'"):
+        TrainConfig(device="tpu")
+    assert torch_device(TrainConfig()).type == "cpu"
+    assert torch_device(TrainConfig(device="auto")).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(TrainError, match="torch sees no GPU"):
+            torch_device(TrainConfig(device="cuda"))

@@ -1,0 +1,180 @@
+"""The rounds page: what the coding lead checks after each round, read from the catalog.
+
+:func:`collect` reads the files the pipeline writes (``reports/<id>/summary.json``,
+``merged/<id>/merge_summary.json``, ``datasets/<version>/manifest.json``) and
+the registry's champion and challenger; :func:`render` turns that into HTML
+(jinja2); :func:`create_app` serves the page and the files it links (the
+data-quality reports and the Great Expectations Data Docs). All three take a
+catalog, so the page is tested without an Airflow server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from hiericd_core.catalog import Catalog
+
+URL_PREFIX = "/hiericd"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def datasets_by_round(catalog: Catalog) -> dict[str, list[dict]]:
+    """Round id -> the data sets built from it (``version``, ``has_docs``), newest first."""
+    found: dict[str, list[tuple[int, dict]]] = {}
+    for manifest_file in catalog.datasets.glob("*/manifest.json"):
+        manifest = _read_json(manifest_file)
+        if manifest is None:
+            continue
+        folder = manifest_file.parent
+        entry = {"version": folder.name, "has_docs": (folder / "data_docs" / "index.html").is_file()}
+        for round_id in manifest.get("source_rounds", []):
+            found.setdefault(round_id, []).append((manifest_file.stat().st_mtime_ns, entry))
+    return {r: [e for _, e in sorted(items, key=lambda x: -x[0])] for r, items in found.items()}
+
+
+def round_rows(catalog: Catalog) -> list[dict]:
+    """One row per reported round, newest first (by round date, then id).
+
+    A row: ``round_id``, ``date``, ``reports``, ``coders``, ``kappa`` (mean
+    pairwise kappa, report × code presence; None with fewer than two coders),
+    ``kappa_threshold``, ``below_threshold``, ``pending`` (reports waiting for
+    the senior), ``queue`` (an adjudication queue folder exists), ``disputes``,
+    ``quarantined``, ``report`` (the report has an ``index.html``),
+    ``datasets`` and ``problem`` (why figures are missing, or None).
+    """
+    datasets = datasets_by_round(catalog)
+    rows = []
+    for summary_file in (catalog.root / "reports").glob("*/summary.json"):
+        folder = summary_file.parent
+        summary = _read_json(summary_file)
+        if summary is None or not isinstance(summary.get("round_id"), str):
+            rows.append({"round_id": folder.name, "date": "", "problem": f"{summary_file} is not a round summary",
+                         "report": (folder / "index.html").is_file(), "datasets": datasets.get(folder.name, [])})
+            continue
+        round_id = summary["round_id"]
+        merged = _read_json(catalog.merged(round_id) / "merge_summary.json")
+        # the merge's count is the current one (the senior may have cleared the queue since the report)
+        pending = merged["reports"]["pending"] if merged and "reports" in merged else summary.get("pending_reports")
+        kappa, threshold = summary.get("mean_pairwise_kappa"), summary.get("kappa_threshold")
+        rows.append({
+            "round_id": round_id,
+            "date": str(summary.get("date") or ""),
+            "reports": summary.get("reports"),
+            "coders": len(summary.get("coders") or []),
+            "kappa": kappa,
+            "kappa_threshold": threshold,
+            "below_threshold": kappa is not None and threshold is not None and kappa < threshold,
+            "agreement_status": summary.get("agreement_status"),
+            "pending": pending,
+            "queue": (catalog.merged(round_id) / "adjudication").is_dir(),
+            "disputes": summary.get("disputes"),
+            "quarantined": summary.get("quarantined"),
+            "report": (folder / "index.html").is_file() and folder.name == round_id,
+            "datasets": datasets.get(round_id, []),
+            "problem": None if merged else "not merged yet (no merge_summary.json)",
+        })
+    return sorted(rows, key=lambda r: (r["date"], r["round_id"]), reverse=True)
+
+
+def models(catalog: Catalog, status: Callable[..., dict] | None = None) -> dict:
+    """Champion and challenger side by side: ``{"champion", "challenger", "metrics": [names], "error"}``.
+
+    ``status`` defaults to :func:`hiericd_core.registry.status` (imported
+    here: it imports MLflow); a registry that cannot be read gives ``error``.
+    """
+    if status is None:
+        from hiericd_core.registry import status
+    try:
+        found = status(catalog=catalog)
+    except Exception as exc:  # noqa: BLE001 - the page still lists the rounds when MLflow is unreadable
+        return {"champion": None, "challenger": None, "metrics": [], "error": f"{type(exc).__name__}: {exc}"}
+    sides = {side: found.get(side) for side in ("champion", "challenger")}
+    names: list[str] = []
+    for side in sides.values():
+        for name in (side or {}).get("metrics") or {}:
+            if name not in names:
+                names.append(name)
+    return {**sides, "metrics": names, "error": None, "tracking_uri": found.get("tracking_uri")}
+
+
+def collect(catalog: Catalog, status: Callable[..., dict] | None = None) -> dict:
+    """Everything the page shows: ``{"home", "rounds", "models"}``."""
+    return {"home": str(catalog.root), "rounds": round_rows(catalog), "models": models(catalog, status)}
+
+
+def render(catalog: Catalog, status: Callable[..., dict] | None = None) -> str:
+    """The page's HTML (links are relative to the page, so it works under any prefix)."""
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["num"] = lambda v, digits=3: "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float)
+                                                                     else str(v))
+    return env.get_template("rounds.html.j2").render(**collect(catalog, status))
+
+
+def _inside(base: Path, relative: str) -> Path | None:
+    """``base / relative`` when it is a file inside ``base`` (no ``..`` escapes), else None."""
+    base = base.resolve()
+    target = (base / relative).resolve()
+    return target if target.is_file() and base in target.parents else None
+
+
+def create_app(catalog: Callable[[], Catalog] = Catalog.from_env, status: Callable[..., dict] | None = None,
+               login: bool = True) -> FastAPI:
+    """The FastAPI app of the page.
+
+    Args:
+        catalog: returns the catalog to show (called per request, so a changed
+            ``HIERICD_HOME`` shows at once).
+        status: the registry's status function (default: the MLflow registry).
+        login: ask for the Airflow login (a ``_token`` cookie, as the UI sets
+            it, or an ``Authorization: Bearer`` token); off in tests.
+
+    Routes: ``/`` (the page), ``/reports/<round id>/<file>`` (a data-quality
+    report and its figures), ``/datasets/<version>/docs/<file>`` (Data Docs).
+    """
+    async def airflow_user(request: Request) -> None:
+        from airflow.api_fastapi.core_api.security import resolve_user_from_token
+
+        header = request.headers.get("authorization", "")
+        token = header[7:] if header.lower().startswith("bearer ") else request.cookies.get("_token")
+        await resolve_user_from_token(token)  # 401/403 without a valid Airflow token
+
+    app = FastAPI(title="hiericd rounds", dependencies=[Depends(airflow_user)] if login else [])
+
+    def serve(path: Path | None) -> FileResponse:
+        if path is None:
+            raise HTTPException(status_code=404, detail="no such file in the hiericd catalog")
+        return FileResponse(path)
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return render(catalog(), status)
+
+    def plain(name: str) -> str:
+        if name in ("", ".", "..") or Path(name).name != name:
+            raise HTTPException(status_code=404, detail="no such round or data set")
+        return name
+
+    @app.get("/reports/{round_id}/{name:path}")
+    def report_file(round_id: str, name: str) -> FileResponse:
+        return serve(_inside(catalog().report(plain(round_id)), name or "index.html"))
+
+    @app.get("/datasets/{version}/docs/{name:path}")
+    def data_docs(version: str, name: str) -> FileResponse:
+        return serve(_inside(catalog().dataset(plain(version)) / "data_docs", name or "index.html"))
+
+    return app
