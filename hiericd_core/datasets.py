@@ -19,7 +19,12 @@
   counts per split, label-space size, what was left out and why.
 
 Splits are 70/15/15 by a stable hash of ``seed:report_id``, so a report keeps
-its split when later rounds add reports. When several rounds code the same
+its split when later rounds add reports. A round can instead give all its
+reports one split (``DatasetConfig.round_splits``, e.g. CodiEsp's ``train``
+round → ``train`` and ``dev`` round → ``dev``: train on train, select on dev);
+a report follows the round whose version it takes. The manifest records the
+split mode (``hash``, ``round`` or ``mixed``) and how many reports each rule
+placed, and validation checks the 70/15/15 proportions only for hash splits. When several rounds code the same
 report, the last round given (in command-line order) whose version is
 adjudicated wins, and the manifest records it. Pending reports and reports
 with quarantined items are left out and counted. The same input gives the
@@ -58,6 +63,36 @@ class DatasetConfig:
     backend: str = "auto"
     language: str | None = None  # default: the rounds' language
     workers: int = field(default_factory=lambda: min(2, usable_cpus()))
+    # (round id, split) pairs: every report taken from that round goes to that split instead of the hash's
+    round_splits: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        pairs = tuple(sorted((str(r), str(s)) for r, s in dict(self.round_splits).items()))
+        for round_id, split in pairs:
+            if split not in SPLITS:
+                raise DatasetError(f"round {round_id!r}: split {split!r} is not one of {', '.join(SPLITS)}")
+        object.__setattr__(self, "round_splits", pairs)
+
+
+def parse_round_splits(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``["codiesp-train=train", ...]`` (the CLI's ``--split-by-round``) as ``(round id, split)`` pairs.
+
+    Raises:
+        DatasetError: an item without ``=``, an unknown split, or a round given two splits.
+    """
+    pairs: dict[str, str] = {}
+    for item in items:
+        round_id, sep, split = item.partition("=")
+        round_id, split = round_id.strip(), split.strip()
+        if not sep or not round_id or not split:
+            raise DatasetError(f"--split-by-round {item!r}: write ROUND_ID=SPLIT, e.g. codiesp-dev=dev")
+        if split not in SPLITS:
+            raise DatasetError(f"--split-by-round {item!r}: the split must be one of {', '.join(SPLITS)}")
+        if pairs.get(round_id, split) != split:
+            raise DatasetError(f"--split-by-round: round {round_id!r} is given two splits "
+                               f"({pairs[round_id]} and {split})")
+        pairs[round_id] = split
+    return tuple(sorted(pairs.items()))
 
 
 def assign_split(report_id: str, seed: int, fractions: Sequence[float] = (0.70, 0.15, 0.15)) -> str:
@@ -240,6 +275,12 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
     if not chosen:
         raise DatasetError(f"no adjudicated report in {', '.join(map(str, merged_dirs))}: "
                            f"left out {info['left_out']}")
+    round_splits = dict(config.round_splits)
+    known_rounds = {r for rounds in seen_in.values() for r in rounds}
+    unknown = sorted(set(round_splits) - known_rounds)
+    if unknown:
+        raise DatasetError(f"split by round: no round {', '.join(map(repr, unknown))} among the rounds given "
+                           f"({', '.join(sorted(known_rounds))}); use the round ids of their round.toml")
     seg_config = SegmenterConfig(language=config.language or language, backend=config.backend)
     segmenter = Segmenter(seg_config)
     ids = sorted(chosen)
@@ -251,7 +292,7 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
     counts: Counter[str] = Counter()
     for rid, (sents, r4v) in zip(ids, segmented, strict=True):
         src = chosen[rid]
-        split = assign_split(rid, config.seed, config.fractions)
+        split = round_splits.get(src.round_id) or assign_split(rid, config.seed, config.fractions)
         rows, c = align(src.text, sents, src.annotations)
         counts.update(c)
         for row in rows:
@@ -295,12 +336,18 @@ def _manifest(config, seg_config, segmenter: str, sentences, reports, label_spac
             "multi_code_sentences": sum(sentences["multi_code"][i] for i in rows),
             "classifier_rows": sum(sentences["classifier_row"][i] for i in rows),
         }
+    round_splits = dict(config.round_splits)
+    by_round = sum(r in round_splits for r in reports["round_id"])
+    mode = "hash" if not by_round else "round" if by_round == len(reports["round_id"]) else "mixed"
     in_space = set(label_space["codes"])
     out_of_space = sum(1 for codes in reports["codes"] for c in codes if c not in in_space)
     focus_not_in_space = sum(f and not c for f, c in zip(sentences["is_focus"], sentences["classifier_row"],
                                                           strict=True))
     return {
-        "config": {**asdict(config), "fractions": list(config.fractions)},
+        "config": {**asdict(config), "fractions": list(config.fractions), "round_splits": round_splits},
+        # "hash": every split from the report-id hash; "round": every report from its round's split; "mixed": both
+        "split_mode": mode,
+        "split_assigned_by": {"hash": len(reports["round_id"]) - by_round, "round": by_round},
         "segmenter": segmenter,
         "language": seg_config.language,
         "source_rounds": sorted({r for rounds in reports["rounds"] for r in rounds}),

@@ -13,6 +13,21 @@ read, gets a message in ``problems`` and the rest goes on.
 ``predictions.tsv`` is CodiEsp's format: ``report_id<TAB>code`` lines,
 sorted, no header. ``evidence.jsonl`` holds one :meth:`ReportPrediction.to_json`
 object per report.
+
+Beyond the paper, :class:`InferenceConfig` can back the classifier off to a
+**phrase memory** (the coders' phrases of the training reports, each mapped
+to its most frequent code: :class:`hiericd_core.baselines.PhraseDictionary`),
+for corpora whose long tail the label space cannot hold (CodiEsp): the codes
+of the known phrases found in the tagger's focus sentences (or anywhere in
+the report) join the classifier's, which may be held to a minimum
+probability, kept to the sentences no phrase was found in, or dropped where
+a phrase already gave a code of the same ICD-10 category. Phrases that
+seldom meant their code in training can be left out (reliability, see
+:meth:`~hiericd_core.baselines.PhraseDictionary.calibrate`). A model
+folder's ``inference.json`` (written by :func:`add_phrase_memory` with
+``phrases.json``) sets the default for :meth:`Predictor.load`. A phrase code
+carries its phrase's reliability as probability and, as evidence, the
+tokens of the matched phrase.
 """
 
 from __future__ import annotations
@@ -20,7 +35,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -29,6 +44,42 @@ import numpy as np
 from hiericd_core.segment import Sentence, Token
 
 FOCUS_THRESHOLD = 0.5
+PHRASE_MODES = ("off", "focus", "report")
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How sentence codes become report codes; a model folder's ``inference.json`` holds one.
+
+    The paper's rule is the default: the classifier's best code for each focus sentence.
+    """
+
+    focus_threshold: float = FOCUS_THRESHOLD  # a sentence is a focus sentence when p(focus) >= this
+    max_codes_per_sentence: int = 1  # the classifier's k best codes of a sentence are candidates
+    min_probability: float = 0.0  # a sentence's best classifier code needs at least this probability
+    extra_probability: float = 0.5  # its 2nd..k-th codes need at least this
+    phrase_memory: str = "off"  # "focus": add phrase codes found in focus sentences; "report": anywhere
+    phrase_min_reliability: float = 0.0  # leave out phrases that meant their code less often in training
+    # "report" mode: a phrase less reliable than this counts only in a sentence the tagger marks as focus
+    phrase_focus_below: float = 0.0
+    classifier_where: str = "all"  # "unmatched": classifier codes only for sentences without a phrase found
+    same_category: bool = False  # drop a classifier code when a phrase gave another code of its ICD-10 category
+
+    def __post_init__(self) -> None:
+        if self.phrase_memory not in PHRASE_MODES:
+            raise ValueError(f"phrase_memory {self.phrase_memory!r}: use one of {', '.join(PHRASE_MODES)}")
+        if self.classifier_where not in ("all", "unmatched"):
+            raise ValueError(f"classifier_where {self.classifier_where!r}: use 'all' or 'unmatched'")
+        if self.max_codes_per_sentence < 1:
+            raise ValueError("max_codes_per_sentence must be at least 1")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> InferenceConfig:
+        """From ``inference.json``; unknown keys raise (the message names them)."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown inference setting(s) {', '.join(unknown)}")
+        return cls(**data)
 
 
 class EvidenceToken(NamedTuple):
@@ -46,7 +97,8 @@ class CodePrediction:
     sentence_start: int
     sentence_end: int
     sentence_text: str
-    top_tokens: list[EvidenceToken]  # heaviest attention first
+    top_tokens: list[EvidenceToken]  # heaviest attention first (phrase codes: the phrase's tokens)
+    source: str = "classifier"  # or "phrase" (the phrase memory)
 
 
 @dataclass
@@ -79,19 +131,29 @@ class Predictor:
     """A loaded model folder; see :meth:`load`."""
 
     def __init__(self, tagger, classifier, vocab, labels: list[str], variant: str, max_tokens: int,
-                 language: str = "en", segmenter: str | None = None, top_k: int = 5, threads: int | None = None):
+                 language: str = "en", segmenter: str | None = None, top_k: int = 5, threads: int | None = None,
+                 config: InferenceConfig | None = None, phrases=None):
         self.tagger, self.classifier, self.vocab = tagger, classifier, vocab
         self.labels, self.variant, self.max_tokens = labels, variant, max_tokens
         self.language, self.segmenter_name, self.top_k = language, segmenter, top_k
         self.threads = threads  # torch threads while predicting; None leaves torch's setting
+        self.config = config or InferenceConfig()
+        # a PhraseDictionary, needed when config.phrase_memory is not "off"; pruned before matching, so a shorter
+        # reliable phrase inside a pruned longer one is still found
+        if self.config.phrase_memory != "off" and phrases is None:
+            raise ValueError("phrase_memory needs a phrase dictionary: see add_phrase_memory")
+        self.phrases = phrases.pruned(self.config.phrase_min_reliability) if phrases is not None else None
         self._segmenter = None
 
     @classmethod
-    def load(cls, model_dir: str | Path, top_k: int = 5, threads: int | None = None) -> Predictor:
+    def load(cls, model_dir: str | Path, top_k: int = 5, threads: int | None = None,
+             config: InferenceConfig | None = None) -> Predictor:
         """Load ``tagger.pt``, ``classifier.pt`` and ``vocab.json`` from a model folder.
 
         ``top_k`` evidence tokens are kept per code; ``threads`` sets torch's
-        threads while predicting (None: as they are).
+        threads while predicting (None: as they are). ``config`` defaults to
+        the folder's ``inference.json`` (else the paper's rule); a phrase
+        memory reads the folder's ``phrases.json``.
 
         Raises:
             FileNotFoundError: a file of the model folder is missing (the message says which).
@@ -103,11 +165,22 @@ class Predictor:
         for name in ("tagger.pt", "classifier.pt", "vocab.json"):
             if not (model_dir / name).is_file():
                 raise FileNotFoundError(f"{model_dir}: no {name}; is this a model folder written by `train_model`?")
+        if config is None and (model_dir / "inference.json").is_file():
+            config = InferenceConfig.from_dict(json.loads((model_dir / "inference.json").read_text(encoding="utf-8")))
+        config = config or InferenceConfig()
+        phrases = None
+        if config.phrase_memory != "off":
+            from hiericd_core.baselines import PhraseDictionary
+
+            if not (model_dir / "phrases.json").is_file():
+                raise FileNotFoundError(f"{model_dir}: no phrases.json for the phrase memory; "
+                                        "write it with hiericd_core.infer.add_phrase_memory")
+            phrases = PhraseDictionary.load(model_dir)
         tagger, _ = load_checkpoint(model_dir / "tagger.pt")
         classifier, checkpoint = load_checkpoint(model_dir / "classifier.pt")
         return cls(tagger, classifier, Vocabulary.load(model_dir / "vocab.json"), list(checkpoint["labels"]),
                    checkpoint["variant"], int(checkpoint["max_tokens"]), checkpoint.get("language") or "en",
-                   checkpoint.get("segmenter"), top_k, threads)
+                   checkpoint.get("segmenter"), top_k, threads, config, phrases)
 
     # ------------------------------------------------------------ the two models
 
@@ -150,28 +223,71 @@ class Predictor:
         n_labels = len(self.labels)
         return (np.concatenate(probs) if probs else np.zeros((0, n_labels), dtype=np.float32)), alphas
 
+    def _phrase_codes(self, sentence: Sentence, i: int) -> list[CodePrediction]:
+        """The phrase memory's codes in one sentence, each with the matched phrase's tokens as evidence."""
+        out = []
+        for start, end, phrase, code in self.phrases.find(sentence.text):
+            start, end = start + sentence.start, end + sentence.start
+            inside = [t for t in sentence.tokens if t.start < end and start < t.end] or \
+                [Token(sentence.text[start - sentence.start: end - sentence.start], start, end)]
+            # the phrase's tokens share the weight; at most top_k of them, as for attention evidence
+            evidence = [EvidenceToken(t.text, 1.0 / len(inside), t.start, t.end) for t in inside[: self.top_k]]
+            out.append(CodePrediction(code, self.phrases.reliability.get(phrase, 1.0), i, sentence.start, sentence.end,
+                                      sentence.text, evidence, "phrase"))
+        return out
+
     def _code(self, docs: Sequence[_Doc], batch_size: int) -> tuple[list[ReportPrediction], list[np.ndarray]]:
+        cfg = self.config
         focus_p = self.focus_probabilities(docs, batch_size)
         picked: list[tuple[int, int]] = []  # (doc, sentence)
         results = []
         for d, (doc, p) in enumerate(zip(docs, focus_p, strict=True)):
-            chosen = [int(i) for i in np.flatnonzero(p >= FOCUS_THRESHOLD)] or [int(np.argmax(p))]
+            chosen = [int(i) for i in np.flatnonzero(p >= cfg.focus_threshold)] or [int(np.argmax(p))]
             picked += [(d, i) for i in chosen]
             results.append(ReportPrediction(doc.report_id, focus_sentences=chosen, n_sentences=len(doc.sentences)))
         probs, alphas = self.classify([[t.text for t in docs[d].sentences[i].tokens] for d, i in picked],
                                       [docs[d].r4v_tokens for d, _ in picked], batch_size)
         best: list[dict[str, CodePrediction]] = [{} for _ in docs]
+
+        def keep(d: int, prediction: CodePrediction) -> None:
+            held = best[d].get(prediction.code)
+            if held is None or held.probability < prediction.probability:  # else a likelier sentence is the evidence
+                best[d][prediction.code] = prediction
+
+        phrase_codes: dict[tuple[int, int], list[CodePrediction]] = {}
+        if cfg.phrase_memory != "off":
+            where = picked if cfg.phrase_memory == "focus" else [(d, i) for d, doc in enumerate(docs)
+                                                                   for i in range(len(doc.sentences))]
+            focus = set(picked)
+            for d, i in where:
+                phrase_codes[(d, i)] = [c for c in self._phrase_codes(docs[d].sentences[i], i)
+                                        if (d, i) in focus or c.probability >= cfg.phrase_focus_below]
+                for prediction in phrase_codes[(d, i)]:
+                    keep(d, prediction)
+        fallback: list[CodePrediction | None] = [None for _ in docs]  # each report's likeliest classifier code
         for (d, i), p, alpha in zip(picked, probs, alphas, strict=True):
-            k = int(np.argmax(p))
-            code, sentence = self.labels[k], docs[d].sentences[i]
-            if code in best[d] and best[d][code].probability >= float(p[k]):
-                continue  # the same code from a likelier sentence is already the evidence
-            order = np.argsort(-alpha, kind="stable")[: self.top_k]
-            evidence = [EvidenceToken(sentence.tokens[j].text, float(alpha[j]), sentence.tokens[j].start,
-                                      sentence.tokens[j].end) for j in order.tolist() if j < len(sentence.tokens)]
-            best[d][code] = CodePrediction(code, float(p[k]), i, sentence.start, sentence.end, sentence.text,
-                                           evidence)
-        for result, codes in zip(results, best, strict=True):
+            sentence = docs[d].sentences[i]
+            found = phrase_codes.get((d, i), [])
+            categories = {c.code[:3] for c in found}
+            for rank, k in enumerate(np.argsort(-p, kind="stable")[: cfg.max_codes_per_sentence].tolist()):
+                code = self.labels[k]
+                order = np.argsort(-alpha, kind="stable")[: self.top_k]
+                evidence = [EvidenceToken(sentence.tokens[j].text, float(alpha[j]), sentence.tokens[j].start,
+                                          sentence.tokens[j].end) for j in order.tolist() if j < len(sentence.tokens)]
+                prediction = CodePrediction(code, float(p[k]), i, sentence.start, sentence.end, sentence.text,
+                                            evidence)
+                if rank == 0 and (fallback[d] is None or fallback[d].probability < prediction.probability):
+                    fallback[d] = prediction
+                if float(p[k]) < (cfg.min_probability if rank == 0 else cfg.extra_probability):
+                    break
+                if cfg.classifier_where == "unmatched" and found:
+                    break
+                if cfg.same_category and code[:3] in categories and code not in {c.code for c in found}:
+                    continue
+                keep(d, prediction)
+        for d, (result, codes) in enumerate(zip(results, best, strict=True)):
+            if not codes and fallback[d] is not None:  # nearly every report has a code: never answer nothing
+                codes[fallback[d].code] = fallback[d]
             result.codes = sorted(codes.values(), key=lambda c: (-c.probability, c.code))
         return results, focus_p
 
@@ -305,11 +421,14 @@ class DatasetPredictions:
 
 
 def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", batch_size: int = 64,
-                    threads: int | None = None) -> DatasetPredictions:
-    """Run the model on a data set split, on the data set's own sentences and tokens."""
+                    threads: int | None = None, config: InferenceConfig | None = None) -> DatasetPredictions:
+    """Run the model on a data set split, on the data set's own sentences and tokens.
+
+    ``config`` as in :meth:`Predictor.load` (default: the model folder's ``inference.json``).
+    """
     import pyarrow.parquet as pq
 
-    predictor = Predictor.load(model_dir, threads=threads)
+    predictor = Predictor.load(model_dir, threads=threads, config=config)
     dataset_dir = Path(dataset_dir)
     s = pq.read_table(dataset_dir / "sentences.parquet", filters=[("split", "=", split)], columns=[
         "report_id", "sentence_idx", "start", "end", "text", "tokens", "token_starts", "token_ends", "is_focus",
@@ -352,3 +471,36 @@ def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str =
     codes.update({result.report_id: {c.code for c in result.codes} for result in coded})
     gold = {rid: set(c) for rid, c in zip(r["report_id"], r["codes"], strict=True)}
     return DatasetPredictions(codes, gold, sentences, classifier_rows, predictor.labels, predictor.variant)
+
+
+# ---------------------------------------------------------------- phrase memory
+
+
+def add_phrase_memory(model_dir: str | Path, dataset_dir: str | Path, config: InferenceConfig,
+                      merged_dirs: Sequence[str | Path] | None = None, min_count: int = 1, fold: bool = True
+                      ) -> dict:
+    """Give a model folder a phrase memory: ``phrases.json`` and ``inference.json`` (``config``).
+
+    The phrases are those of the data set's training reports: from the merged
+    rounds' final annotations when ``merged_dirs`` is given (every phrase,
+    multi-code sentences included), else from the single-code focus
+    sentences' masks. Each phrase seen ``min_count`` times maps to its most
+    frequent code; with ``fold`` phrases and texts meet as folded tokens
+    (:func:`hiericd_core.baselines.fold_token`: accents, plurals, gender endings).
+    Each phrase's reliability is measured on the same training reports.
+
+    Returns:
+        ``{"phrases": count, "config": dict}``.
+    """
+    from dataclasses import replace
+
+    from hiericd_core.baselines import corpus_from_merged, fit_phrase_dictionary, load_corpus
+    from hiericd_core.files import atomic_write_json
+
+    train = load_corpus(dataset_dir, "train")
+    if merged_dirs is not None:
+        train = replace(train, phrases=corpus_from_merged(merged_dirs, train.report_ids).phrases)
+    memory = fit_phrase_dictionary(train.phrases, min_count, fold).calibrate(train.texts, train.codes)
+    memory.save(model_dir)
+    atomic_write_json(Path(model_dir) / "inference.json", asdict(config))
+    return {"phrases": len(memory.entries), "config": asdict(config)}

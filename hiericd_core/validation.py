@@ -10,6 +10,10 @@ first, with vectorised Arrow/pandas code (``mask_len``, ``mask_sum``,
 Suite parameters (``{"$PARAMETER": name}``) are filled in at validation time:
 ``<split>_share_min``/``_max`` from the number of reports (see
 :func:`split_share_bounds`) and ``min_count`` from ``label_space.json``.
+Split proportions are checked only where a hash made the split: reports that
+a round's split placed (``manifest.json``'s ``config.round_splits``) get a
+null ``in_<split>``, and when no report was placed by the hash the bounds are
+[0, 1] (the rounds, not chance, fix the shares).
 
 GX runs in an in-memory context: no files besides the Data Docs site (when a
 folder is given), no progress bars, no analytics, and its INFO logging muted.
@@ -150,10 +154,17 @@ def validate_dataset(folder: Path, docs_dir: Path | None = None, *, suites_dir: 
     label_space = _read_label_space(folder / "label_space.json")
     frames = table_frames(folder, label_space)
     parameters = {"min_count": label_space["min_count"]}
+    reports, round_splits = frames["reports.parquet"], _round_splits(folder)
+    n_hash = len(reports)
+    if round_splits and "round_id" in reports:
+        n_hash -= int(reports["round_id"].isin(list(round_splits)).sum())
     for suite in suites.values():
         band = suite["meta"]["hiericd"].get("split_share_band")
-        if band:
-            parameters |= split_share_bounds(len(frames["reports.parquet"]), _fractions(folder), **band)
+        if band and n_hash:
+            parameters |= split_share_bounds(n_hash, _fractions(folder), **band)
+        elif band:  # every report's split comes from its round: no proportion to hold it to
+            parameters |= {f"{split}_share_{end}": value for split in SPLITS
+                           for end, value in (("min", 0.0), ("max", 1.0))}
     results = _run_suites(suites, frames, parameters, docs_dir)
     report = ValidationReport(str(folder), results,
                               str(docs_dir / "index.html") if docs_dir is not None else None)
@@ -188,7 +199,7 @@ def table_frames(folder: Path, label_space: dict) -> dict:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: build the data set with `hiericd datasets`")
         tables[name] = pq.read_table(path)
-    reports = _report_frame(tables["reports.parquet"])
+    reports = _report_frame(tables["reports.parquet"], _round_splits(folder))
     sentences = _sentence_frame(tables["sentences.parquet"], reports, label_space["codes"])
     if "report_id" in reports and "report_id" in sentences:
         reports["sentence_rows"] = reports["report_id"].map(sentences["report_id"].value_counts()).fillna(0)
@@ -218,11 +229,20 @@ def _sentence_frame(table, reports, label_codes: list[str]):
     return frame
 
 
-def _report_frame(table):
+def _report_frame(table, round_splits: dict[str, str] | None = None):
+    """Reports plus ``in_<split>``; null for reports a round's split placed, unless every report is such."""
     frame = _to_pandas(table)
+    by_round = None
+    if round_splits and "round_id" in frame:
+        by_round = frame["round_id"].isin(list(round_splits)).to_numpy(dtype=bool)
+        if by_round.all():
+            by_round = None
     if "split" in frame:
         for split in SPLITS:
-            frame[f"in_{split}"] = (frame["split"] == split).astype("float64")
+            values = (frame["split"] == split).astype("float64")
+            if by_round is not None:
+                values[by_round] = float("nan")
+            frame[f"in_{split}"] = values
     return frame
 
 
@@ -311,6 +331,14 @@ def _fractions(folder: Path) -> tuple[float, ...]:
         if fractions:
             return tuple(fractions)
     return DEFAULT_FRACTIONS
+
+
+def _round_splits(folder: Path) -> dict[str, str]:
+    """Round id -> split for rounds that placed their reports themselves (the manifest's ``config.round_splits``)."""
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        return dict(json.loads(manifest.read_text(encoding="utf-8")).get("config", {}).get("round_splits") or {})
+    return {}
 
 
 def _import_gx():

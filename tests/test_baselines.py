@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from hiericd_core.baselines import (
@@ -16,11 +17,13 @@ from hiericd_core.baselines import (
     fit_baseline,
     fit_binary_relevance,
     fit_phrase_dictionary,
+    fold_token,
     load_corpus,
     phrase_tokens,
     phrases_from_sentences,
     run_baselines,
     run_baselines_merged,
+    tune_cut,
 )
 from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
 from hiericd_core.evaluate import end_to_end_scores
@@ -185,3 +188,68 @@ def test_codiesp_train_to_dev_from_merged_rounds(tmp_path):
     dev = corpus_from_merged([merged["dev"]])
     assert set(results["phrase_dictionary"]["predictions"]) == set(dev.report_ids)
     assert results["lr"]["metrics"]["reports"] == len(dev.report_ids)
+
+
+# ---------------------------------------------------------------- beyond the paper: cuts, folding, reliability
+
+
+def test_tune_cut_picks_the_best_dev_micro_f1_by_hand():
+    texts = ["alpha beta", "alpha gamma", "beta gamma", "delta epsilon"] * 3
+    codes = [{"X", "Y"}, {"X"}, {"Y"}, {"Z"}] * 3
+    model = fit_binary_relevance(texts, codes, ["X", "Y", "Z"], "lr", BaselineConfig(min_df=1, max_df=1.0))
+    dev = Corpus(("a", "b"), ("alpha beta", "delta"), ("", ""), (frozenset({"X", "Y"}), frozenset({"Z"})))
+    scores = model.scores(dev.inputs(True))
+    cut, curve = tune_cut(model, dev, cuts=[0.9, 0.5, 0.3, 0.0])
+    # worked from the scores: each cut's code sets, then micro F1 = 2 tp / (|P| + |G|)
+    for c in (0.9, 0.5, 0.3, 0.0):
+        chosen = [{lab for lab, s in zip(model.labels, row, strict=True) if s >= c}
+                  or {model.labels[int(np.argmax(row))]} for row in scores]
+        tp = len(chosen[0] & {"X", "Y"}) + len(chosen[1] & {"Z"})
+        assert curve[c] == pytest.approx(2 * tp / (len(chosen[0]) + len(chosen[1]) + 3))
+    assert curve[0.0] == pytest.approx(2 * 3 / (6 + 3))  # every code for both reports
+    assert cut == max(sorted(curve, reverse=True), key=lambda k: curve[k])
+    tuned = model.with_cut(cut)
+    assert tuned.cut == cut and model.cut == 0.5 and tuned.classifier is model.classifier
+    svm = fit_binary_relevance(texts, codes, ["X", "Y", "Z"], "svm", BaselineConfig(min_df=1, max_df=1.0))
+    assert svm.with_cut(-0.4).config.svm_threshold == -0.4 and svm.cut == 0.0
+
+
+def test_run_baselines_tunes_the_cuts_on_dev(synthetic):
+    folder, _ = synthetic
+    results = run_baselines(folder, "test")
+    dev = load_corpus(folder, "dev")
+    for name in ("lr", "svm"):
+        curve = {float(k): v for k, v in results[name]["cut_curve"].items()}
+        assert results[name]["cut"] == max(sorted(curve, reverse=True), key=lambda k: curve[k])
+        model = fit_baseline(name, load_corpus(folder, "train"), json.loads(
+            (folder / "label_space.json").read_text())["codes"])
+        assert tune_cut(model, dev)[0] == results[name]["cut"]
+    untuned = run_baselines(folder, "test", tune_split=None)
+    assert untuned["lr"]["cut"] == 0.5 and "cut_curve" not in untuned["lr"]
+
+
+def test_fold_token_meets_inflections_and_keeps_short_words():
+    assert fold_token("lesiones") == fold_token("lesión") == "lesion"
+    assert fold_token("infecciosas") == fold_token("infecciosa") == fold_token("infeccioso") == "infeccios"
+    assert fold_token("enfermedades") == "enfermedad" and fold_token("tumores") == "tumor"
+    assert fold_token("año") == "año" != fold_token("ano")  # the tilde stays
+    assert fold_token("masa") == "masa" and fold_token("vih") == "vih" and fold_token("c3") == "c3"
+    d = fit_phrase_dictionary([("lesión mucosa yugal", "K13.70"), ("lesiones mucosa yugal", "K13.70")], fold=True)
+    assert d.entries == {"lesion mucos yugal": ("K13.70", 2)}
+    assert d.find("Presenta Lesiones mucosas yugales.") == [(9, 33, "lesion mucos yugal", "K13.70")]
+    assert fit_phrase_dictionary([("lesión mucosa yugal", "K13.70")]).find("lesiones mucosa yugal") == []
+
+
+def test_phrase_reliability_and_pruning_by_hand(tmp_path):
+    d = fit_phrase_dictionary([("dolor", "R52"), ("dolor torácico", "R07.9"), ("fiebre", "R50.9")])
+    texts = ["Dolor y fiebre.", "Sin dolor.", "Dolor torácico. Dolor.", "Fiebre alta."]
+    codes = [{"R52", "R50.9"}, set(), {"R07.9"}, {"R50.9"}]
+    calibrated = d.calibrate(texts, codes)
+    # "dolor" found in reports 1, 2, 3 (once per report however often), its code R52 gold only in report 1
+    assert calibrated.reliability == {"dolor": pytest.approx(1 / 3), "dolor torácico": 1.0, "fiebre": 1.0}
+    pruned = calibrated.pruned(0.5)
+    assert set(pruned.entries) == {"dolor torácico", "fiebre"}
+    assert pruned.predict(["Dolor torácico y dolor."]) == [{"R07.9"}]
+    calibrated.save(tmp_path)
+    again = PhraseDictionary.load(tmp_path)
+    assert again.entries == d.entries and again.reliability == calibrated.reliability and not again.fold

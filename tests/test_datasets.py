@@ -8,7 +8,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from hiericd_core.datasets import DatasetConfig, DatasetError, align, assign_split, build_dataset, write_dataset
+from hiericd_core.datasets import (
+    DatasetConfig,
+    DatasetError,
+    align,
+    assign_split,
+    build_dataset,
+    parse_round_splits,
+    write_dataset,
+)
 from hiericd_core.merge import merge_round, write_merge
 from hiericd_core.rounds import load_round
 from hiericd_core.segment import Segmenter, SegmenterConfig
@@ -179,3 +187,82 @@ def test_codiesp_sample_builds_with_the_spanish_segmenter(tmp_path):
 def test_not_a_merged_round_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="run `hiericd merge`"):
         build_dataset([tmp_path])
+
+
+def test_split_by_round_puts_each_round_in_its_split(tmp_path):
+    first = make_round(tmp_path / "r1", "round-1", {f"A{i}": (TEXT, IDC, IDC) for i in range(6)}
+                       | {"C": (TEXT, IDC, IDC)})
+    second = make_round(tmp_path / "r2", "round-2", {f"B{i}": (TEXT, NEVUS, NEVUS) for i in range(4)}
+                        | {"C": (TEXT, NEVUS, NEVUS)})
+    dirs = [merged(tmp_path, first), merged(tmp_path, second)]
+    config = DatasetConfig(min_count=1, workers=1, round_splits=(("round-2", "dev"), ("round-1", "train")))
+    ds = build_dataset(dirs, config)
+    split = dict(zip(ds.reports["report_id"], ds.reports["split"], strict=True))
+    # C is re-coded in round-2, so it follows round-2's split
+    assert split == {**{f"A{i}": "train" for i in range(6)}, **{f"B{i}": "dev" for i in range(4)}, "C": "dev"}
+    for rid, s in zip(ds.sentences["report_id"], ds.sentences["split"], strict=True):
+        assert s == split[rid]
+    # the label space comes from round-1 only: its 6 reports' one focus sentence each
+    assert ds.label_space["train_counts"] == {"C50.912": 6}
+    assert ds.manifest["split_mode"] == "round"
+    assert ds.manifest["split_assigned_by"] == {"hash": 0, "round": 11}
+    assert ds.manifest["config"]["round_splits"] == {"round-1": "train", "round-2": "dev"}
+    assert [ds.manifest["splits"][s]["reports"] for s in ("train", "dev", "test")] == [6, 5, 0]
+
+    # only round-2 given: round-1's reports keep their hash split
+    mixed = build_dataset(dirs, DatasetConfig(min_count=1, workers=1, round_splits=(("round-2", "test"),)))
+    split = dict(zip(mixed.reports["report_id"], mixed.reports["split"], strict=True))
+    assert split == {**{f"A{i}": assign_split(f"A{i}", 13) for i in range(6)},
+                     **{f"B{i}": "test" for i in range(4)}, "C": "test"}
+    assert mixed.manifest["split_mode"] == "mixed"
+    assert mixed.manifest["split_assigned_by"] == {"hash": 6, "round": 5}
+    hashed = build_dataset(dirs, DatasetConfig(min_count=1, workers=1))
+    assert hashed.manifest["split_mode"] == "hash" and hashed.manifest["config"]["round_splits"] == {}
+
+    # a round split rebuilds to the same bytes
+    a = write_dataset(build_dataset(dirs, config), datasets_root=tmp_path / "a")
+    b = write_dataset(build_dataset(dirs, config), datasets_root=tmp_path / "b")
+    for name in ("sentences.parquet", "reports.parquet", "label_space.json", "manifest.json"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+def test_split_by_round_mistakes_are_clear(tmp_path):
+    src = merged(tmp_path, make_round(tmp_path / "r1", "round-1", {"A": (TEXT, IDC, IDC)}))
+    with pytest.raises(DatasetError, match=r"no round 'round-9' among the rounds given \(round-1\)"):
+        build_dataset([src], DatasetConfig(workers=1, round_splits=(("round-9", "dev"),)))
+    with pytest.raises(DatasetError, match="split 'valid' is not one of train, dev, test"):
+        DatasetConfig(round_splits=(("round-1", "valid"),))
+    assert parse_round_splits(["b=dev", " a = train "]) == (("a", "train"), ("b", "dev"))
+    for bad, message in (("round-1", "write ROUND_ID=SPLIT"), ("round-1=validation", "must be one of"),
+                         ("=dev", "write ROUND_ID=SPLIT")):
+        with pytest.raises(DatasetError, match=message):
+            parse_round_splits([bad])
+    with pytest.raises(DatasetError, match="given two splits"):
+        parse_round_splits(["a=train", "a=dev"])
+
+
+def test_cli_split_by_round_on_the_codiesp_sample(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hiericd_core.cli import app
+
+    monkeypatch.setenv("HIERICD_HOME", str(tmp_path / "home"))
+    rounds = []
+    for name in ("train", "dev"):
+        src = tmp_path / name
+        shutil.copytree(FIXTURES / "codiesp-sample" / name, src)
+        write(src / "round.toml", f'[round]\nid = "cs-{name}"\nlanguage = "es"\n[codes]\nlabels = ["Diagnosis"]\n'
+              'accept = ["billable", "category", "incomplete"]\n')
+        rounds.append(src)
+    runner = CliRunner()
+    out = tmp_path / "ds"
+    result = runner.invoke(app, ["datasets", *map(str, rounds), "--min-count", "1", "--out", str(out),
+                                 "--split-by-round", "cs-train=train", "--split-by-round", "cs-dev=dev"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["split_mode"] == "round"
+    n_train, n_dev = (len(list((tmp_path / n).glob("*.ann"))) for n in ("train", "dev"))
+    assert [manifest["splits"][s]["reports"] for s in ("train", "dev", "test")] == [n_train, n_dev, 0]
+    assert json.loads((out / "validation.json").read_text())["success"] is True
+    bad = runner.invoke(app, ["datasets", str(rounds[0]), "--split-by-round", "cs-train"])
+    assert bad.exit_code == 2 and "write ROUND_ID=SPLIT" in bad.output and "Traceback" not in bad.output

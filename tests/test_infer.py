@@ -7,7 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from test_train import TINY, small_dataset
 
-from hiericd_core.infer import Predictor, ReportPrediction, predict_dataset
+from hiericd_core.baselines import PhraseDictionary
+from hiericd_core.infer import InferenceConfig, Predictor, ReportPrediction, add_phrase_memory, predict_dataset
 from hiericd_core.train import train_model
 
 
@@ -111,3 +112,101 @@ def test_predict_dataset_gives_what_the_evaluation_needs(model):
     for weights, mask in zip(rows["attention"], rows["attention_mask"], strict=True):
         assert len(weights) == len(mask) and sum(weights) == pytest.approx(1.0, abs=1e-5)
     assert set(rows["predicted"]) <= set(result.labels) and result.variant == "supervised_r4v"
+
+
+# ---------------------------------------------------------------- beyond the paper: the phrase memory
+
+
+@pytest.fixture(scope="module")
+def memory_model(model, tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the model folder with a phrase memory from the training reports' sentence masks."""
+    import shutil
+
+    model_dir, dataset = model
+    out = tmp_path_factory.mktemp("memory-model") / "m"
+    shutil.copytree(model_dir, out)
+    info = add_phrase_memory(out, dataset, InferenceConfig(phrase_memory="report"))
+    assert info["phrases"] > 10 and info["config"]["phrase_memory"] == "report"
+    return out, dataset
+
+
+def _sentence_texts(dataset, split="test") -> dict[str, list[str]]:
+    s = pq.read_table(dataset / "sentences.parquet", filters=[("split", "=", split)],
+                      columns=["report_id", "sentence_idx", "text"]).to_pylist()
+    out: dict[str, list[str]] = {}
+    for row in sorted(s, key=lambda r: (r["report_id"], r["sentence_idx"])):
+        out.setdefault(row["report_id"], []).append(row["text"])
+    return out
+
+
+def test_phrase_memory_codes_join_the_classifier_codes(memory_model):
+    model_dir, dataset = memory_model
+    memory = PhraseDictionary.load(model_dir)
+    assert memory.fold and memory.reliability  # folded and calibrated by add_phrase_memory
+    texts = _sentence_texts(dataset)
+    paper = predict_dataset(model_dir, dataset, "test", threads=1, config=InferenceConfig())
+    # inference.json is the folder's default: the phrase memory over every sentence
+    union = predict_dataset(model_dir, dataset, "test", threads=1)
+    only_phrases = predict_dataset(model_dir, dataset, "test", threads=1,
+                                   config=InferenceConfig(phrase_memory="report", min_probability=1.01))
+    for rid, sentences in texts.items():
+        found = {code for text in sentences for *_, code in memory.find(text)}
+        assert union.codes[rid] == paper.codes[rid] | found, rid
+        # no classifier code passes the cut: the phrase codes, or one classifier code when none is found
+        if found:
+            assert only_phrases.codes[rid] == found, rid
+        else:
+            assert len(only_phrases.codes[rid]) == 1 and only_phrases.codes[rid] <= set(paper.labels), rid
+    assert any(union.codes[rid] != paper.codes[rid] for rid in texts)  # the memory adds codes
+
+
+def test_phrase_memory_rules_by_hand(memory_model):
+    model_dir, dataset = memory_model
+    predictor = Predictor.load(model_dir, threads=1)
+    assert predictor.config == InferenceConfig(phrase_memory="report")
+    texts = {r["report_id"]: r["text"] for r in pq.read_table(
+        dataset / "reports.parquet", filters=[("split", "=", "test")], columns=["report_id", "text"]).to_pylist()}
+    reports = [{"report_id": rid, "text": text} for rid, text in sorted(texts.items())[:25]]
+    rules = {
+        "focus": InferenceConfig(phrase_memory="focus"),
+        "unmatched": InferenceConfig(phrase_memory="report", classifier_where="unmatched"),
+        "category": InferenceConfig(phrase_memory="report", same_category=True, max_codes_per_sentence=3,
+                                    extra_probability=0.0),
+        "pruned": InferenceConfig(phrase_memory="report", phrase_min_reliability=0.9),
+        "focus_below": InferenceConfig(phrase_memory="report", phrase_focus_below=0.7),
+    }
+    for name, config in rules.items():
+        p = Predictor.load(model_dir, threads=1, config=config)
+        for result in p.predict(reports):
+            text = texts[result.report_id]
+            check_evidence(result, text)
+            phrase_at: dict[int, set[str]] = {}
+            sentences = p.segmenter().segment(text)
+            for i, s in enumerate(sentences):
+                phrase_at[i] = {code for *_, code in p.phrases.find(s.text)}
+            for code in result.codes:
+                if code.source == "phrase":
+                    assert code.code in phrase_at[code.sentence_idx]
+                    if name == "focus":
+                        assert code.sentence_idx in result.focus_sentences
+                    if name == "pruned":
+                        assert code.probability >= 0.9
+                    if name == "focus_below" and code.sentence_idx not in result.focus_sentences:
+                        assert code.probability >= 0.7
+                else:
+                    assert code.sentence_idx in result.focus_sentences
+                    if name == "unmatched" and len(result.codes) > 1:
+                        assert not phrase_at[code.sentence_idx]
+                    if name == "category":
+                        same = {c for c in phrase_at[code.sentence_idx] if c[:3] == code.code[:3]}
+                        assert not same or code.code in same
+    with pytest.raises(ValueError, match="phrase_memory 'sometimes'"):
+        InferenceConfig(phrase_memory="sometimes")
+    with pytest.raises(ValueError, match="unknown inference setting"):
+        InferenceConfig.from_dict({"phrase_memroy": "report"})
+
+
+def test_a_phrase_memory_needs_its_phrases(model, tmp_path):
+    model_dir, _ = model
+    with pytest.raises(FileNotFoundError, match="no phrases.json"):
+        Predictor.load(model_dir, config=InferenceConfig(phrase_memory="focus"))

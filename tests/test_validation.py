@@ -226,3 +226,62 @@ def test_invalid_suite_file_is_named(dataset, tmp_path):
         "expectations": [{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "n_codes"}}]}))
     with pytest.raises(ValueError, match=r"broken\.json: expectation 0 \(expect_column_values_to_be_betwen\)"):
         validate_dataset(dataset, suites_dir=suites)
+
+
+def share(outcomes, split):
+    """The split-share outcome (its name carries the filled-in bounds)."""
+    (outcome,) = [o for o in outcomes if o.name.startswith(f"expect_column_mean_to_be_between(column=in_{split},")]
+    return outcome
+
+
+def _all_dev(dataset, tmp_path, round_splits):
+    """A copy with every test report moved to dev (both tables) and the manifest's round_splits set."""
+    def to_dev(rows):
+        for row in rows:
+            if row["split"] == "test":
+                row["split"] = "dev"
+
+    folder = corrupt(dataset, tmp_path, "reports.parquet", to_dev)
+    table = pq.read_table(folder / "sentences.parquet")
+    rows = table.to_pylist()
+    to_dev(rows)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "sentences.parquet")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"]["round_splits"] = round_splits
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_split_by_round_skips_the_proportion_check(dataset, tmp_path):
+    (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
+    # a hash split with no test report fails the test share (and dev's, now about 0.30)
+    report, _ = failing(_all_dev(dataset, tmp_path / "hash", {}))
+    assert not share(report.results, "test").success and not share(report.results, "dev").success
+    assert share(report.results, "test").observed == 0.0
+    # the same tables, the round placing every report: shares are what the round says, nothing fails
+    report = check_dataset(_all_dev(dataset, tmp_path / "round", {round_id: "dev"}))
+    assert share(report.results, "test").observed == 0.0
+    assert "min_value=0, max_value=1" in share(report.results, "dev").name
+
+
+def test_mixed_splits_check_only_the_hash_split_reports(dataset, tmp_path):
+    reports = pq.read_table(dataset / "reports.parquet").to_pylist()
+    n_train = sum(r["split"] == "train" for r in reports)
+    n_dev = sum(r["split"] == "dev" for r in reports)
+
+    def other_round(rows):  # the test reports come from a round that placed them in test
+        for row in rows:
+            if row["split"] == "test":
+                row["round_id"] = "later-round"
+
+    folder = corrupt(dataset, tmp_path, "reports.parquet", other_round)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"]["round_splits"] = {"later-round": "test"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report, _ = failing(folder)
+    # among the hash-split reports (train + dev) the test share is 0 and the train share n_train / (n_train + n_dev)
+    assert share(report.results, "test").observed == 0.0 and not share(report.results, "test").success
+    assert share(report.results, "train").observed == pytest.approx(n_train / (n_train + n_dev))
+    # the bounds use n = n_train + n_dev (split_share_bounds by hand)
+    half = 3.29 * math.sqrt(0.7 * 0.3 / (n_train + n_dev))
+    assert f"min_value={0.7 - half:.4g}" in share(report.results, "train").name

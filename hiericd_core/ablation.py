@@ -1,0 +1,217 @@
+"""The paper's Table 4 ablation: the five classifier variants trained and judged side by side.
+
+:func:`run_ablation` trains one model folder per variant (``<out>/<variant>/``)
+with the training stages of :mod:`hiericd_core.train`. What does not depend on
+the variant is done once: the sentence tagger is trained for the first
+variant and copied into the others (its checkpoint and stage result), after
+checking that their vocabulary and word vectors came out byte for byte the
+same (seeded, one-thread word2vec); otherwise a variant trains its own. On a
+data set without reasons for visit the ``*_r4v`` variants fall back to their
+counterparts (see :func:`hiericd_core.models.classifier.without_r4v`); a
+variant that falls back onto one already trained is not trained again and
+its row says which it is.
+
+Each variant is scored on one split (default ``test``):
+
+* classifier (Table 4): accuracy, macro F1, weighted F1 on the classifier rows;
+* end to end (Table 5): micro P/R/F1 over every gold code of the split's reports;
+* evidence plausibility: token P/R/F1 of the top-``k`` attention tokens and
+  AUPRC of the attention weights against the coders' phrase mask
+  (:func:`hiericd_core.evaluate.evidence_scores`; for ``pooling``, which has
+  no attention, the weights the model reports).
+
+It writes ``ablation.json`` (every figure, the config, timings),
+``ablation.md`` (the table) and ``ablation.png`` (grouped bars), atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from hiericd_core.models.classifier import VARIANTS
+from hiericd_core.train import TrainConfig
+
+LABELS = {
+    "pooling": "pooling",
+    "attention": "vanilla attention",
+    "supervised": "supervised attention",
+    "attention_r4v": "attention + reason for visit",
+    "supervised_r4v": "supervised attention + reason for visit",
+}
+PLOTTED = (("classifier_accuracy", "classifier accuracy"), ("classifier_macro_f1", "classifier macro F1"),
+           ("classifier_weighted_f1", "classifier weighted F1"), ("micro_f1", "end-to-end micro F1"),
+           ("evidence_f1", "evidence token F1"), ("evidence_auprc", "evidence AUPRC"))
+COLUMNS = ("variant", "trained_as", "classifier_accuracy", "classifier_macro_f1", "classifier_weighted_f1",
+           "micro_precision", "micro_recall", "micro_f1", "evidence_precision", "evidence_recall", "evidence_f1",
+           "evidence_auprc", "best_epoch", "train_seconds")
+
+
+class AblationError(Exception):
+    """An ablation that cannot run (the message says what to do)."""
+
+
+def _same_files(a: Path, b: Path, names: Sequence[str]) -> bool:
+    return all((a / n).is_file() and (b / n).is_file() and (a / n).read_bytes() == (b / n).read_bytes()
+               for n in names)
+
+
+def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
+                   variants: Sequence[str] = VARIANTS, share_tagger: bool = True, progress: bool = False,
+                   log: Callable[[str], None] | None = None) -> dict[str, dict]:
+    """Train one model folder per variant under ``out_dir``; see the module docstring.
+
+    Returns:
+        variant -> ``{"folder", "trained_as", "shared_tagger", "metrics", "seconds"}``
+        (``metrics`` as :func:`hiericd_core.train.finish_stage` returns it).
+    """
+    from hiericd_core.train import STAGES_DIR, classifier_stage, finish_stage, prepare_stage, tagger_stage
+
+    config = config or TrainConfig()
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise AblationError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    out_dir = Path(out_dir)
+    done: dict[str, dict] = {}
+    by_effective: dict[str, str] = {}  # the variant actually trained -> the folder's variant
+    first: Path | None = None
+    for variant in variants:
+        folder = out_dir / variant
+        clock = time.perf_counter()
+        prepared = prepare_stage(dataset_dir, folder, replace(config, variant=variant))
+        effective = prepared["variant"]
+        if effective in by_effective:  # no reasons for visit: the same model as one already trained
+            source = by_effective[effective]
+            shutil.rmtree(folder)
+            shutil.copytree(out_dir / source, folder)
+            done[variant] = {**done[source], "folder": str(folder), "requested": variant, "seconds": 0.0}
+            if log:
+                log(f"{variant}: trained as {effective}, the same model as {source}")
+            continue
+        shared = (share_tagger and first is not None
+                  and _same_files(first, folder, ("vocab.json", "vectors.npy"))
+                  and prepared["tagger_uses_r4v"] == json.loads(
+                      (first / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))["tagger_uses_r4v"])
+        if shared:
+            assert first is not None
+            for name in ("tagger.pt", f"{STAGES_DIR}/tagger.json"):
+                (folder / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(first / name, folder / name)
+        else:
+            tagger_stage(folder, progress=progress)
+        classifier_stage(folder, progress=progress)
+        metrics = finish_stage(folder)
+        first = first or folder
+        by_effective[effective] = variant
+        done[variant] = {"folder": str(folder), "requested": variant, "trained_as": effective,
+                         "shared_tagger": shared, "metrics": metrics, "seconds": time.perf_counter() - clock}
+        if log:
+            log(f"{variant}: trained as {effective} in {done[variant]['seconds']:.0f} s"
+                + (" (tagger shared)" if shared else ""))
+    return done
+
+
+def score_variant(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", top_k: int = 5) -> dict:
+    """Classifier, end-to-end and evidence figures of one model folder on ``split`` (a flat dict)."""
+    import numpy as np
+
+    from hiericd_core.evaluate import classifier_scores, end_to_end_scores, evidence_scores
+    from hiericd_core.infer import InferenceConfig, predict_dataset
+
+    # the paper's rule (no phrase memory), whatever the folder's inference.json says
+    predictions = predict_dataset(model_dir, dataset_dir, split, config=InferenceConfig())
+    rows = predictions.classifier_rows
+    classifier = classifier_scores(rows["code"], rows["predicted"])
+    end_to_end = end_to_end_scores(predictions.gold, predictions.codes, predictions.labels)
+    evidence = evidence_scores([(np.asarray(a), np.asarray(m)) for a, m in
+                                zip(rows["attention"], rows["attention_mask"], strict=True)], k=top_k)
+    return {
+        "classifier_accuracy": classifier.accuracy, "classifier_macro_f1": classifier.macro_f1,
+        "classifier_weighted_f1": classifier.weighted_f1, "classifier_rows": classifier.rows,
+        "micro_precision": end_to_end.micro.precision, "micro_recall": end_to_end.micro.recall,
+        "micro_f1": end_to_end.micro.f1, "reports": end_to_end.reports,
+        "evidence_precision": evidence.micro.precision, "evidence_recall": evidence.micro.recall,
+        "evidence_f1": evidence.micro.f1, "evidence_macro_f1": evidence.macro.f1,
+        "evidence_auprc": evidence.auprc_macro, "evidence_auprc_micro": evidence.auprc_micro,
+        "evidence_selection": evidence.selection,
+    }
+
+
+def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
+                 variants: Sequence[str] = VARIANTS, split: str = "test", share_tagger: bool = True,
+                 progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+    """Train and score the variants; write ``ablation.json``, ``ablation.md`` and ``ablation.png`` into ``out_dir``.
+
+    Returns:
+        The contents of ``ablation.json``: ``{"dataset", "split", "config", "rows": [...], "table"}``.
+
+    Raises:
+        AblationError: an unknown variant or a split without reports.
+        hiericd_core.train.TrainError: a data set that cannot be trained on.
+    """
+    from hiericd_core.evaluate import markdown_table
+    from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+    config = config or TrainConfig()
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8")) \
+        if (dataset_dir / "manifest.json").is_file() else {}
+    if manifest and not manifest.get("splits", {}).get(split, {}).get("reports"):
+        raise AblationError(f"{dataset_dir}: the {split} split has no report; pass --split dev "
+                            "(e.g. for a data set split by round)")
+    trained = train_variants(dataset_dir, out_dir, config, variants, share_tagger, progress, log)
+    rows = []
+    scored: dict[str, dict] = {}
+    for variant, info in trained.items():
+        trained_as = info["trained_as"]
+        if trained_as not in scored:
+            scored[trained_as] = score_variant(info["folder"], dataset_dir, split)
+        classifier = info["metrics"]["classifier"]
+        rows.append({"variant": variant, "trained_as": trained_as, **scored[trained_as],
+                     "best_epoch": classifier["best_epoch"], "stopped": classifier["stopped"],
+                     "shared_tagger": info["shared_tagger"], "train_seconds": round(info["seconds"], 1)})
+    table = markdown_table([{c: (LABELS[r[c]] if c in ("variant", "trained_as") else r[c]) for c in COLUMNS}
+                            for r in rows])
+    result = {"dataset": str(dataset_dir), "dataset_version": manifest.get("version"), "split": split,
+              "config": asdict(config), "variants": list(variants), "rows": rows, "table": table}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out_dir / "ablation.png", ablation_plot(rows, f"{split} split, {rows[0]['reports']} reports"))
+    atomic_write_text(out_dir / "ablation.md", f"# Ablation (paper Table 4) on the {split} split\n\n{table}")
+    atomic_write_json(out_dir / "ablation.json", result)  # last: a folder with ablation.json is complete
+    return result
+
+
+def ablation_plot(rows: Sequence[dict], subtitle: str = "") -> bytes:
+    """Grouped bars: one group per figure of :data:`PLOTTED`, one bar per variant (PNG bytes)."""
+    import numpy as np
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from hiericd_core.plots import DPI, STYLE
+
+    with rc_context(STYLE):
+        fig = Figure(figsize=(10, 4.2), dpi=DPI)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        x = np.arange(len(PLOTTED))
+        width = 0.8 / max(len(rows), 1)
+        colours = ("#9e9e9e", "#80b1d3", "#1f78b4", "#b2df8a", "#33a02c")
+        for i, row in enumerate(rows):
+            values = [float(row[key]) if row[key] == row[key] else 0.0 for key, _ in PLOTTED]  # NaN -> 0
+            ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, label=LABELS[row["variant"]],
+                   color=colours[VARIANTS.index(row["variant"]) % len(colours)])
+        ax.set_xticks(x, [name for _, name in PLOTTED], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("score")
+        ax.set_title("Classifier variants (paper Table 4)" + (f": {subtitle}" if subtitle else ""))
+        ax.legend(fontsize=7, ncols=min(len(rows), 3), loc="upper left")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    return buffer.getvalue()

@@ -1,0 +1,118 @@
+"""Ablation: five variants on a tiny data set, a shared tagger, the outputs, the no-reason fallback."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from test_train import TINY, small_dataset
+from typer.testing import CliRunner
+
+from hiericd_core.ablation import AblationError, run_ablation
+from hiericd_core.cli import app
+from hiericd_core.evaluate import classifier_scores, end_to_end_scores, evidence_scores
+from hiericd_core.infer import predict_dataset
+from hiericd_core.models.classifier import VARIANTS
+from hiericd_core.train import train_model
+
+FAST = replace(TINY, tagger_epochs=2, classifier_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return small_dataset(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ablation(dataset, tmp_path_factory) -> tuple[Path, dict, list[str]]:
+    out = tmp_path_factory.mktemp("ablation")
+    lines: list[str] = []
+    return out, run_ablation(dataset, out, FAST, split="dev", log=lines.append), lines
+
+
+def test_five_variants_trained_scored_and_written(ablation, dataset):
+    out, result, lines = ablation
+    assert [r["variant"] for r in result["rows"]] == list(VARIANTS) == result["variants"]
+    assert [r["trained_as"] for r in result["rows"]] == list(VARIANTS)  # the synthetic data has reasons for visit
+    saved = json.loads((out / "ablation.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    table = (out / "ablation.md").read_text()
+    for label in ("pooling", "vanilla attention", "supervised attention + reason for visit"):
+        assert f"| {label} |" in table
+    assert (out / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(lines) == 5 and "(tagger shared)" in lines[1] and "(tagger shared)" not in lines[0]
+    # the tagger is trained once: every folder holds the same weights, and its metrics say so
+    first = torch.load(out / "pooling" / "tagger.pt", weights_only=True)["state_dict"]
+    for variant in VARIANTS[1:]:
+        other = torch.load(out / variant / "tagger.pt", weights_only=True)["state_dict"]
+        assert all(torch.equal(first[k], other[k]) for k in first)
+        metrics = json.loads((out / variant / "metrics.json").read_text())
+        assert metrics["tagger"] == json.loads((out / "pooling" / "metrics.json").read_text())["tagger"]
+        assert metrics["variant"] == variant
+
+
+def test_row_figures_match_an_independent_scoring(ablation, dataset):
+    out, result, _ = ablation
+    row = next(r for r in result["rows"] if r["variant"] == "supervised")
+    p = predict_dataset(out / "supervised", dataset, "dev")
+    rows = p.classifier_rows
+    classifier = classifier_scores(rows["code"], rows["predicted"])
+    e2e = end_to_end_scores(p.gold, p.codes)
+    evidence = evidence_scores([(np.asarray(a), np.asarray(m))
+                                for a, m in zip(rows["attention"], rows["attention_mask"], strict=True)], k=5)
+    assert row["classifier_accuracy"] == classifier.accuracy and row["classifier_macro_f1"] == classifier.macro_f1
+    assert row["micro_f1"] == e2e.micro.f1 and row["reports"] == len(p.gold)
+    assert row["evidence_f1"] == evidence.micro.f1 and row["evidence_auprc"] == evidence.auprc_macro
+    for r in result["rows"]:
+        for key in ("classifier_accuracy", "classifier_macro_f1", "micro_f1", "evidence_f1", "evidence_auprc"):
+            assert 0.0 <= r[key] <= 1.0, (r["variant"], key)
+
+
+def test_a_shared_tagger_changes_nothing(ablation, dataset, tmp_path):
+    """A variant trained alone (its own tagger) gets the same classifier as in the ablation."""
+    out, _, _ = ablation
+    train_model(dataset, tmp_path, replace(FAST, variant="attention"))
+    for name in ("tagger.pt", "classifier.pt"):
+        a = torch.load(out / "attention" / name, weights_only=True)["state_dict"]
+        b = torch.load(tmp_path / name, weights_only=True)["state_dict"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    assert (out / "attention" / "metrics.json").read_bytes() == (tmp_path / "metrics.json").read_bytes()
+
+
+def test_without_reasons_for_visit_the_r4v_variants_are_not_trained_twice(dataset, tmp_path):
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    for name in ("sentences.parquet", "label_space.json", "manifest.json"):
+        (ds / name).write_bytes((dataset / name).read_bytes())
+    reports = pq.read_table(dataset / "reports.parquet")
+    reports = reports.set_column(reports.schema.get_field_index("r4v_tokens"), "r4v_tokens",
+                                 pa.array([[] for _ in range(reports.num_rows)], type=pa.list_(pa.string())))
+    pq.write_table(reports, ds / "reports.parquet")
+    one = replace(FAST, tagger_epochs=1, classifier_epochs=1)
+    result = run_ablation(ds, tmp_path / "out", one, variants=("attention", "attention_r4v"), split="dev")
+    first, second = result["rows"]
+    assert (first["trained_as"], second["trained_as"]) == ("attention", "attention")
+    assert second["train_seconds"] == 0.0
+    assert {k: v for k, v in first.items() if k not in ("variant", "train_seconds")} == \
+        {k: v for k, v in second.items() if k not in ("variant", "train_seconds")}
+    assert "| attention + reason for visit | vanilla attention |" in result["table"]
+
+
+def test_mistakes_are_clear(dataset, tmp_path):
+    with pytest.raises(AblationError, match="unknown variant"):
+        run_ablation(dataset, tmp_path, FAST, variants=("pooling", "transformer"), split="dev")
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    ds = tmp_path / "ds"
+    ds.mkdir()
+    manifest["splits"]["test"]["reports"] = 0
+    (ds / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(AblationError, match="the test split has no report; pass --split dev"):
+        run_ablation(ds, tmp_path / "out", FAST)
+    result = CliRunner().invoke(app, ["ablation", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not a data set folder" in result.output
+    result = CliRunner().invoke(app, ["ablation", str(ds), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "pass --split dev" in result.output and "Traceback" not in result.output
