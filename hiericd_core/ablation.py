@@ -61,59 +61,102 @@ def _same_files(a: Path, b: Path, names: Sequence[str]) -> bool:
                for n in names)
 
 
+def _train_variant(dataset_dir: Path, out_dir: Path, config: TrainConfig, variant: str, first: Path | None,
+                   progress: bool) -> dict:
+    """Train one variant's folder (sharing ``first``'s tagger when its words came out the same)."""
+    from hiericd_core.train import STAGES_DIR, classifier_stage, finish_stage, prepare_stage, tagger_stage
+
+    folder = out_dir / variant
+    clock = time.perf_counter()
+    prepared = prepare_stage(dataset_dir, folder, replace(config, variant=variant))
+    shared = (first is not None and _same_files(first, folder, ("vocab.json", "vectors.npy"))
+              and prepared["tagger_uses_r4v"] == json.loads(
+                  (first / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))["tagger_uses_r4v"])
+    if shared:
+        assert first is not None
+        for name in ("tagger.pt", f"{STAGES_DIR}/tagger.json"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(first / name, folder / name)
+    else:
+        tagger_stage(folder, progress=progress)
+    classifier_stage(folder, progress=progress)
+    metrics = finish_stage(folder)
+    return {"folder": str(folder), "requested": variant, "trained_as": prepared["variant"], "shared_tagger": shared,
+            "metrics": metrics, "seconds": time.perf_counter() - clock}
+
+
+def _train_variant_job(args: tuple) -> dict:  # a worker process's entry point (picklable)
+    return _train_variant(*args)
+
+
 def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
                    variants: Sequence[str] = VARIANTS, share_tagger: bool = True, progress: bool = False,
-                   log: Callable[[str], None] | None = None) -> dict[str, dict]:
+                   log: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, dict]:
     """Train one model folder per variant under ``out_dir``; see the module docstring.
+
+    With ``jobs`` > 1, the variants after the first train in that many worker
+    processes (each with ``config.threads`` threads, on ``config.device``)
+    once the first variant's tagger is there to share: on a machine with many
+    cores or a GPU the ablation takes about as long as one variant.
 
     Returns:
         variant -> ``{"folder", "trained_as", "shared_tagger", "metrics", "seconds"}``
         (``metrics`` as :func:`hiericd_core.train.finish_stage` returns it).
     """
-    from hiericd_core.train import STAGES_DIR, classifier_stage, finish_stage, prepare_stage, tagger_stage
+    from hiericd_core.models.classifier import without_r4v
 
     config = config or TrainConfig()
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise AblationError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    out_dir = Path(out_dir)
+    if not variants:
+        return {}
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     done: dict[str, dict] = {}
-    by_effective: dict[str, str] = {}  # the variant actually trained -> the folder's variant
-    first: Path | None = None
+
+    def record(variant: str, info: dict) -> None:
+        done[variant] = info
+        if log:
+            log(f"{variant}: trained as {info['trained_as']} in {info['seconds']:.0f} s"
+                + (" (tagger shared)" if info["shared_tagger"] else ""))
+
+    record(variants[0], _train_variant(dataset_dir, out_dir, config, variants[0], None, progress))
+    first = out_dir / variants[0] if share_tagger else None
+    from hiericd_core.train import STAGES_DIR
+
+    r4v = json.loads((out_dir / variants[0] / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))["r4v_available"]
+    # without reasons for visit an *_r4v variant is the same model as its counterpart: trained once, copied
+    effective = {v: v if r4v else without_r4v(v) for v in variants}
+    by_effective = {effective[variants[0]]: variants[0]}
+    todo = []
+    for variant in variants[1:]:
+        if effective[variant] in by_effective:
+            continue
+        by_effective[effective[variant]] = variant
+        todo.append(variant)
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: torch (and CUDA) must not be forked after initialisation
+        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_train_variant_job,
+                               [(dataset_dir, out_dir, config, v, first, False) for v in todo])
+            for variant, info in zip(todo, results, strict=True):
+                record(variant, info)
+    else:
+        for variant in todo:
+            record(variant, _train_variant(dataset_dir, out_dir, config, variant, first, progress))
     for variant in variants:
-        folder = out_dir / variant
-        clock = time.perf_counter()
-        prepared = prepare_stage(dataset_dir, folder, replace(config, variant=variant))
-        effective = prepared["variant"]
-        if effective in by_effective:  # no reasons for visit: the same model as one already trained
-            source = by_effective[effective]
-            shutil.rmtree(folder)
+        if variant not in done:
+            source = by_effective[effective[variant]]
+            folder = out_dir / variant
+            shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(out_dir / source, folder)
             done[variant] = {**done[source], "folder": str(folder), "requested": variant, "seconds": 0.0}
             if log:
-                log(f"{variant}: trained as {effective}, the same model as {source}")
-            continue
-        shared = (share_tagger and first is not None
-                  and _same_files(first, folder, ("vocab.json", "vectors.npy"))
-                  and prepared["tagger_uses_r4v"] == json.loads(
-                      (first / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))["tagger_uses_r4v"])
-        if shared:
-            assert first is not None
-            for name in ("tagger.pt", f"{STAGES_DIR}/tagger.json"):
-                (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(first / name, folder / name)
-        else:
-            tagger_stage(folder, progress=progress)
-        classifier_stage(folder, progress=progress)
-        metrics = finish_stage(folder)
-        first = first or folder
-        by_effective[effective] = variant
-        done[variant] = {"folder": str(folder), "requested": variant, "trained_as": effective,
-                         "shared_tagger": shared, "metrics": metrics, "seconds": time.perf_counter() - clock}
-        if log:
-            log(f"{variant}: trained as {effective} in {done[variant]['seconds']:.0f} s"
-                + (" (tagger shared)" if shared else ""))
-    return done
+                log(f"{variant}: trained as {effective[variant]}, the same model as {source}")
+    return {v: done[v] for v in variants}
 
 
 def score_variant(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", top_k: int = 5) -> dict:
@@ -144,7 +187,7 @@ def score_variant(model_dir: str | Path, dataset_dir: str | Path, split: str = "
 
 def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
                  variants: Sequence[str] = VARIANTS, split: str = "test", share_tagger: bool = True,
-                 progress: bool = False, log: Callable[[str], None] | None = None) -> dict:
+                 progress: bool = False, log: Callable[[str], None] | None = None, jobs: int = 1) -> dict:
     """Train and score the variants; write ``ablation.json``, ``ablation.md`` and ``ablation.png`` into ``out_dir``.
 
     Returns:
@@ -154,9 +197,6 @@ def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConf
         AblationError: an unknown variant or a split without reports.
         hiericd_core.train.TrainError: a data set that cannot be trained on.
     """
-    from hiericd_core.evaluate import markdown_table
-    from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-
     config = config or TrainConfig()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8")) \
@@ -164,7 +204,7 @@ def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConf
     if manifest and not manifest.get("splits", {}).get(split, {}).get("reports"):
         raise AblationError(f"{dataset_dir}: the {split} split has no report; pass --split dev "
                             "(e.g. for a data set split by round)")
-    trained = train_variants(dataset_dir, out_dir, config, variants, share_tagger, progress, log)
+    trained = train_variants(dataset_dir, out_dir, config, variants, share_tagger, progress, log, jobs)
     rows = []
     scored: dict[str, dict] = {}
     for variant, info in trained.items():
@@ -175,14 +215,29 @@ def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConf
         rows.append({"variant": variant, "trained_as": trained_as, **scored[trained_as],
                      "best_epoch": classifier["best_epoch"], "stopped": classifier["stopped"],
                      "shared_tagger": info["shared_tagger"], "train_seconds": round(info["seconds"], 1)})
+    result = {"dataset": str(dataset_dir), "dataset_version": manifest.get("version"), "split": split,
+              "config": asdict(config), "variants": list(variants), "rows": rows}
+    return write_ablation(result, out_dir)
+
+
+def write_ablation(result: dict, out_dir: str | Path) -> dict:
+    """Write ``ablation.md``, ``ablation.png`` and (last, so a folder holding it is complete) ``ablation.json``.
+
+    ``result`` as :func:`run_ablation` builds it, without ``table``; also for
+    rows gathered from variants trained apart (``hiericd ablation --variant V``
+    on several machines), concatenated in the order to show.
+    """
+    from hiericd_core.evaluate import markdown_table
+    from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+    rows, split, out_dir = result["rows"], result["split"], Path(out_dir)
     table = markdown_table([{c: (LABELS[r[c]] if c in ("variant", "trained_as") else r[c]) for c in COLUMNS}
                             for r in rows])
-    result = {"dataset": str(dataset_dir), "dataset_version": manifest.get("version"), "split": split,
-              "config": asdict(config), "variants": list(variants), "rows": rows, "table": table}
+    result = {**result, "table": table}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out_dir / "ablation.png", ablation_plot(rows, f"{split} split, {rows[0]['reports']} reports"))
     atomic_write_text(out_dir / "ablation.md", f"# Ablation (paper Table 4) on the {split} split\n\n{table}")
-    atomic_write_json(out_dir / "ablation.json", result)  # last: a folder with ablation.json is complete
+    atomic_write_json(out_dir / "ablation.json", result)
     return result
 
 

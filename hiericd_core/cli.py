@@ -513,6 +513,7 @@ def ablation(
     split: Annotated[str, typer.Option(help="split the variants are scored on (dev or test)")] = "test",
     variant: Annotated[list[str] | None, typer.Option(
         "--variant", help="train only these variants (repeatable; default all five)")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="variants trained at once after the first (worker processes)")] = 1,
 ):
     """Train the five classifier variants of the paper's Table 4 and compare them (table + plot)."""
     from hiericd_core.ablation import AblationError, run_ablation
@@ -524,7 +525,8 @@ def ablation(
     try:
         settings = TrainConfig.from_toml(config) if config else TrainConfig()
         result = run_ablation(dataset, out, settings, tuple(variant or VARIANTS), split,
-                              progress=sys.stderr.isatty(), log=lambda line: err.print(line, highlight=False))
+                              progress=sys.stderr.isatty(), log=lambda line: err.print(line, highlight=False),
+                              jobs=jobs)
     except (AblationError, TrainError) as exc:
         raise UserError(str(exc)) from exc
     print(result["table"])

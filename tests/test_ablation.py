@@ -83,6 +83,21 @@ def test_a_shared_tagger_changes_nothing(ablation, dataset, tmp_path):
     assert (out / "attention" / "metrics.json").read_bytes() == (tmp_path / "metrics.json").read_bytes()
 
 
+def test_variants_trained_in_worker_processes_are_the_same_models(ablation, dataset, tmp_path):
+    from hiericd_core.ablation import train_variants
+
+    out, _, _ = ablation
+    variants = ("pooling", "attention", "supervised")
+    trained = train_variants(dataset, tmp_path, FAST, variants, jobs=2)
+    assert [trained[v]["shared_tagger"] for v in variants] == [False, True, True]
+    for variant in variants:
+        for name in ("tagger.pt", "classifier.pt"):
+            a = torch.load(out / variant / name, weights_only=True)["state_dict"]
+            b = torch.load(tmp_path / variant / name, weights_only=True)["state_dict"]
+            assert all(torch.equal(a[k], b[k]) for k in a), (variant, name)
+        assert (out / variant / "metrics.json").read_bytes() == (tmp_path / variant / "metrics.json").read_bytes()
+
+
 def test_without_reasons_for_visit_the_r4v_variants_are_not_trained_twice(dataset, tmp_path):
     ds = tmp_path / "ds"
     ds.mkdir()
