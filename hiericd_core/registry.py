@@ -82,8 +82,16 @@ def _client(catalog: Catalog | None):
     uri = tracking_uri(catalog)
     if _embedded(uri):
         catalog.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+    # MLflow's setters also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which would then outrank the
+    # catalog of every later call in this process (an Airflow worker serves many catalogs): put them back
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

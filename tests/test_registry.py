@@ -1,6 +1,7 @@
 """MLflow tracking, registry, the champion/challenger gate and rollback, on a real sqlite store under tmp_path."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -370,3 +371,15 @@ def test_an_ablation_beside_the_model_is_part_of_what_is_logged(models, tmp_path
     assert registry.model_digest(folder) != before  # a run logged without the ablation is not reused
     (folder / "ablation.json").write_text('{"rows": [1]}')
     assert registry.ablation_file(folder) == folder / "ablation.json"
+
+
+def test_using_a_store_leaves_the_environment_as_it_was(tmp_path, monkeypatch):
+    """Another catalog used later in the same process must get its own store, not the one used before."""
+    from hiericd_core.catalog import Catalog
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    first, second = Catalog.from_env(tmp_path / "one"), Catalog.from_env(tmp_path / "two")
+    registry.status(catalog=first)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert registry.tracking_uri(second) == second.mlflow_tracking_uri != first.mlflow_tracking_uri
