@@ -532,3 +532,7 @@ def ablation(
     print(result["table"])
     console.print(f"written: {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}",
                   highlight=False, soft_wrap=True)
+
+
+if __name__ == "__main__":  # python -m hiericd_core.cli …
+    app(prog_name="hiericd")
