@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second-round", type=Path, default=None,
                         help="the round that arrives next (default: a synthetic one after a synthetic first round)")
     parser.add_argument("--second-reports", type=int, default=None,
-                        help="size of the second synthetic round (default: half the first)")
+                        help="size of the second synthetic round (default: a quarter of the first)")
     parser.add_argument("--one-round", action="store_true", help="stop after the first round's promotion")
     parser.add_argument("--min-count", type=int, default=10, help="label space: codes seen this often in training")
     parser.add_argument("--no-train", action="store_true", help="stop after the round DAG (data sets)")
@@ -89,9 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         demo.print_round(first, trained, decision)
         second = None
         if not args.one_round and (args.second_round is not None or args.round is None):
-            n = args.second_reports or max(args.reports // 2, 100)
+            n = args.second_reports or max(args.reports // 4, 100)
             console.rule("[bold]a second round arrives")
-            second = demo.round(args.second_round, n, args.seed + 1, args.min_count, "second")
+            # new reports, numbered after the first round's: the data set then holds both rounds
+            second = demo.round(args.second_round, n, args.seed + 1, args.min_count, "second",
+                                first_report=args.reports + 1)
             trained2 = demo.train(second, config)
             decision2 = demo.promote(second)
             demo.print_round(second, trained2, decision2)
@@ -164,7 +166,8 @@ class Demo:
 
     # ------------------------------------------------------------ the chain
 
-    def round(self, path: Path | None, reports: int, seed: int, min_count: int, which: str) -> dict:
+    def round(self, path: Path | None, reports: int, seed: int, min_count: int, which: str,
+              first_report: int = 1) -> dict:
         """Run ``hiericd_round`` on ``path`` or on a new synthetic round; return what it left in the catalog."""
         if path is None:
             from hiericd_core.synth import SynthConfig, generate_round
@@ -172,8 +175,8 @@ class Demo:
             self.console.print(f"[bold]the {which} round[/]: a synthetic round of {reports} reports (seed {seed})")
             with tempfile.TemporaryDirectory(dir=self.catalog.root) as tmp:
                 # a few disputed reports still wait for the senior, so the adjudication queue shows
-                generate_round(Path(tmp) / "round", reports, seed, SynthConfig(senior_backlog_rate=0.01),
-                               progress=True)
+                generate_round(Path(tmp) / "round", reports, seed,
+                               SynthConfig(senior_backlog_rate=0.01, first_report=first_report), progress=True)
                 round_id = tomllib.loads((Path(tmp) / "round" / "round.toml").read_text("utf-8"))["round"]["id"]
                 self.dag("hiericd_round", {"round_path": str(Path(tmp) / "round"), "min_count": min_count}, ROUND)
         else:

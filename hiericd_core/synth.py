@@ -157,6 +157,9 @@ class SynthConfig:
     # round.toml
     round_date: str | None = None  # ISO date; None: derived from the seed
     first_round_date: str = "2022-01-03"
+    # number of the round's first report: a round of new reports starts after the previous round's last one
+    # (the same number in two rounds means the same report coded again, and the later round wins)
+    first_report: int = 1
     language: str = "en"
     code_system: str = "icd-10-cm"
     label: str = "Diagnosis"
@@ -239,8 +242,8 @@ def _round_day(cfg: SynthConfig, seed: int) -> date:
     return date.fromisoformat(cfg.first_round_date) + timedelta(days=seed % 1096)
 
 
-def _report_id(index: int, n_reports: int) -> str:
-    return f"R{index + 1:0{max(6, len(str(n_reports)))}d}"
+def _report_id(index: int, n_reports: int, first: int = 1) -> str:
+    return f"R{index + first:0{max(6, len(str(n_reports + first - 1)))}d}"
 
 
 # worker state (set in the parent before fork, or by the initializer)
@@ -265,7 +268,7 @@ def _run_chunk(bounds: tuple[int, int]) -> dict:
         "senior": 0, "truth": 0, "focus": 0, "pair": 0, "disc": 0, "rfv": 0, "smin": 10**9, "smax": 0,
     }
     for index in range(*bounds):
-        rid = _report_id(index, n_reports)
+        rid = _report_id(index, n_reports, cfg.first_report)
         rng = random.Random(f"synth:{seed}:{index}")
         report = ReportWriter(pool, cfg, rng, day).report(rid)
         _write(tmp / "texts" / f"{rid}.txt", report.text)

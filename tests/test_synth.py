@@ -382,3 +382,16 @@ def test_senior_backlog_leaves_disputed_reports_pending(tmp_path):
     pending = set(merge_round(load_round(tmp_path / "late")).pending)
     waiting = {name[:-4] for name in full - late}
     assert pending and pending <= waiting and len(pending) >= 0.8 * len(waiting)
+
+
+def test_a_later_round_of_new_reports_numbers_them_after_the_first(tmp_path):
+    from hiericd_core.synth import SynthConfig, generate_round
+
+    generate_round(tmp_path / "later", 20, seed=2, config=SynthConfig(first_report=1001))
+    ids = sorted(p.stem for p in (tmp_path / "later" / "texts").glob("*.txt"))
+    assert ids == [f"R{n:06d}" for n in range(1001, 1021)]
+    generate_round(tmp_path / "first", 20, seed=2)
+    assert sorted(p.stem for p in (tmp_path / "first" / "texts").glob("*.txt")) == [f"R{n:06d}" for n in range(1, 21)]
+    # the same reports, only renumbered
+    assert (tmp_path / "later" / "texts" / "R001001.txt").read_bytes() == \
+        (tmp_path / "first" / "texts" / "R000001.txt").read_bytes()
