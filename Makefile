@@ -13,6 +13,7 @@ DEMO_REPORTS ?= 2000
 DEMO_SEED ?= 7
 ROUND ?=
 BENCH_REPORTS ?= 39000
+SCALE_REPORTS ?= 200000
 MLFLOW_PORT ?= 5000
 AIRFLOW_PORT ?= 8080
 
@@ -56,7 +57,7 @@ services:
 	else echo "$$pkgs missing and apt-get (as root) unavailable: tests/test_services.py will skip"; fi
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --reports $(BENCH_REPORTS)
+	$(BIN)/python bench/run.py --reports $(BENCH_REPORTS) --scale-reports $(SCALE_REPORTS)
 
 # Airflow standalone (API server + UI, scheduler, DAG processor, triggerer) over the catalog's sqlite DB; the
 # login is admin, its password in $(HIERICD_HOME)/airflow/simple_auth_manager_passwords.json.generated.

@@ -38,6 +38,13 @@ TARGETS = {
     "datasets": ("merged round → both Parquet files + GX validation (2 cores)", 240.0, 4.0),
     "train": ("train tagger + classifier on the data set (default TrainConfig, 2 cores)", 1200.0, 4.0),
     "infer": ("predict with evidence: 5,000 raw reports (load, segment, tag, classify)", None, 4.0),
+    # scale: --scale-reports (200,000) in rounds of 40,000, memory held under SCALE_CAP_GIB at every step
+    "scale_rounds": ("scale: generate + merge the rounds, 40,000 reports each, one at a time", None, 4.0),
+    "scale_datasets": ("scale: one data set over all the rounds, built in batches (2 cores)", None, 4.0),
+    "scale_validate": ("scale: GX validation of that data set, sentences in chunks", None, 4.0),
+    "scale_prepare": ("scale: vocabulary + word2vec (1 epoch) streamed from Parquet", None, 4.0),
+    "scale_tagger": ("scale: sentence tagger, 2 epochs", None, 4.0),
+    "scale_classifier": ("scale: ICD classifier, 1 epoch", None, 4.0),
 }
 
 
@@ -264,6 +271,127 @@ def step_infer(scratch: Path, reports: int) -> dict:
             "reports_per_second": summary["coded"] / seconds, "target_reports_per_second": INFER_TARGET}
 
 
+# ---------------------------------------------------------------- scale: larger than the 39,000-report bench
+
+SCALE_ROUND = 40_000  # reports per round: data arrives round by round
+SCALE_CAP_GIB = 4.0  # the peak RSS every scale step must stay under
+IN_MEMORY_39K_GIB = 3.27  # the datasets step at 39,000 reports before building in batches (whole tables in memory)
+
+
+def _scale_root(scratch: Path) -> Path:
+    return scratch / "scale"
+
+
+def _scale_reports() -> int:
+    return int(os.environ.get("HIERICD_BENCH_SCALE_REPORTS", "200000"))
+
+
+def _scale_merged(scratch: Path) -> list[Path]:
+    return sorted((_scale_root(scratch) / "merged").iterdir(), key=lambda p: int(p.name.removeprefix("round")))
+
+
+def _scale_train_config():
+    from hiericd_core.train import TrainConfig
+
+    return TrainConfig(tagger_epochs=2, classifier_epochs=1, w2v_epochs=1)
+
+
+def step_scale_rounds(scratch: Path, reports: int) -> dict:
+    """Rounds of 40,000 reports, each with its own seed and date, merged; the raw round is deleted once merged.
+
+    The generator numbers reports from R000001 in every round; the merged
+    tables get a round prefix on the report ids so the rounds hold different
+    reports (else later rounds would re-code the first round's).
+    """
+    import gc
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.rounds import load_round
+    from hiericd_core.synth import generate_round
+
+    total = _scale_reports()
+    root = _scale_root(scratch)
+    shutil.rmtree(root, ignore_errors=True)
+    sizes = [SCALE_ROUND] * (total // SCALE_ROUND) + ([total % SCALE_ROUND] if total % SCALE_ROUND else [])
+    for k, size in enumerate(sizes, 1):
+        raw, merged = root / "rounds" / f"round{k}", root / "merged" / f"round{k}"
+        generate_round(raw, size, seed=100 + k)
+        loaded = load_round(raw)
+        write_merge(merge_round(loaded), loaded, merged)
+        for name in ("reports.parquet", "annotations.parquet"):
+            table = pq.read_table(merged / name)
+            ids = pa.array([f"S{k}-{rid}" for rid in table.column("report_id").to_pylist()], pa.string())
+            pq.write_table(table.set_column(table.schema.get_field_index("report_id"), "report_id", ids),
+                           merged / name)
+        shutil.rmtree(raw)
+        del loaded, table
+        gc.collect()
+    return {"scale_reports": total, "rounds": len(sizes)}
+
+
+def step_scale_datasets(scratch: Path, reports: int) -> dict:
+    from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
+
+    root = _scale_root(scratch)
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    dataset = build_dataset(_scale_merged(scratch), DatasetConfig(), scratch_dir=root / "tmp")
+    write_dataset(dataset, root / "dataset")
+    splits = dataset.manifest["splits"]
+    return {"scale_reports": _scale_reports(), "dataset_reports": sum(s["reports"] for s in splits.values()),
+            "sentences": sum(s["sentences"] for s in splits.values()),
+            "label_space": dataset.manifest["label_space_size"], "version": dataset.manifest["version"],
+            "bytes": sum(f.stat().st_size for f in (root / "dataset").iterdir())}
+
+
+def step_scale_validate(scratch: Path, reports: int) -> dict:
+    from hiericd_core.validation import validate_dataset
+
+    report = validate_dataset(_scale_root(scratch) / "dataset")
+    return {"scale_reports": _scale_reports(), "validation": "passed" if report.success else "failed",
+            "expectations": len(report.results)}
+
+
+def step_scale_prepare(scratch: Path, reports: int) -> dict:
+    from hiericd_core.train import prepare_stage
+
+    root = _scale_root(scratch)
+    prepared = prepare_stage(root / "dataset", root / "model", _scale_train_config())
+    return {"scale_reports": _scale_reports(), "vocab_size": prepared["vocab_size"], "train": prepared["train"]}
+
+
+def step_scale_tagger(scratch: Path, reports: int) -> dict:
+    from hiericd_core.train import tagger_stage
+
+    result = tagger_stage(_scale_root(scratch) / "model")["result"]
+    return {"scale_reports": _scale_reports(), "dev_macro_f1": result["best_dev"]["macro_f1"]}
+
+
+def step_scale_classifier(scratch: Path, reports: int) -> dict:
+    from hiericd_core.train import classifier_stage, finish_stage
+
+    model = _scale_root(scratch) / "model"
+    result = classifier_stage(model)["result"]
+    finish_stage(model)
+    return {"scale_reports": _scale_reports(), "dev_macro_f1": result["best_dev"]["macro_f1"]}
+
+
+def _scale_lines(results: list[dict], lines: list[str]) -> None:
+    """The scale steps' peak RSS against the cap, beside the in-memory builder's 39,000-report figure."""
+    scale = [r for r in results if r["step"].startswith("scale_") and "error" not in r]
+    if not scale:
+        return
+    n = max(r["reports"] for r in scale)
+    peak = max(r["peak_rss_gib"] for r in scale)
+    steps = ", ".join(f"{r['step'].removeprefix('scale_')} {r['peak_rss_gib']:.2f}" for r in scale)
+    lines += ["", f"scale, {n:,} reports in rounds of {SCALE_ROUND:,}: peak RSS per step (GiB) {steps}; "
+                  f"highest {peak:.2f} GiB against a cap of {SCALE_CAP_GIB:.0f} GiB"
+                  f"{'' if peak <= SCALE_CAP_GIB else '  (over the cap)'}; the data set built whole in memory "
+                  f"took {IN_MEMORY_39K_GIB} GiB at 39,000 reports"]
+
+
 STEPS = {name: globals()[f"step_{name}"] for name in TARGETS}
 
 
@@ -313,16 +441,20 @@ def main() -> int:
     parser.add_argument("--steps", default=",".join(TARGETS), help="comma-separated subset of: " + ", ".join(TARGETS))
     parser.add_argument("--scratch", type=Path, default=HERE / "scratch")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scale-reports", type=int, default=200_000,
+                        help="reports in the scale_* steps (rounds of 40,000)")
     args = parser.parse_args()
     if args.child:
         run_child(args.child, args.scratch, args.reports)
         return 0
+    os.environ["HIERICD_BENCH_SCALE_REPORTS"] = str(args.scale_reports)  # the step processes inherit it
 
     args.scratch.mkdir(parents=True, exist_ok=True)
     results = []
     for name in args.steps.split(","):
         what, target_s, target_gib = TARGETS[name]
-        print(f"→ {name}: {what} ({args.reports} reports) …", flush=True)
+        n = args.scale_reports if name.startswith("scale_") else args.reports
+        print(f"→ {name}: {what} ({n} reports) …", flush=True)
         proc = subprocess.run(
             [sys.executable, __file__, "--child", name, "--reports", str(args.reports), "--scratch", str(args.scratch)],
             capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
@@ -334,7 +466,8 @@ def main() -> int:
         measured = json.loads(proc.stdout.strip().splitlines()[-1])
         ok_time = target_s is None or measured["seconds"] <= target_s
         ok_mem = target_gib is None or measured["peak_rss_gib"] <= target_gib
-        results.append({"step": name, "what": what, "reports": args.reports, **measured,
+        results.append({"step": name, "what": what, "reports": measured["info"].get("scale_reports", args.reports),
+                        **measured,
                         "target_seconds": target_s, "target_peak_rss_gib": target_gib,
                         "meets_targets": ok_time and ok_mem})
         print(f"  {measured['seconds']:.1f} s, peak RSS {measured['peak_rss_gib']:.2f} GiB"
@@ -365,6 +498,7 @@ def main() -> int:
         lines += ["", f"inference with evidence: {rate:.0f} reports/s on {by['infer']['info']['reports']} reports "
                       f"(target ≥ {INFER_TARGET:.0f}){'' if rate >= INFER_TARGET else '  (under target)'}"]
     _speed_ratio(results, lines)
+    _scale_lines(results, lines)
     payload = {"date": time.strftime("%Y-%m-%d"), "machine": machine, "results": results}
     (HERE / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     (HERE / "results.md").write_text("\n".join(lines) + "\n")

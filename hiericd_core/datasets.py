@@ -29,12 +29,19 @@ report, the last round given (in command-line order) whose version is
 adjudicated wins, and the manifest records it. Pending reports and reports
 with quarantined items are left out and counted. The same input gives the
 same bytes and the same version.
+
+The build runs in batches, so a data set larger than memory builds: which
+version of each report wins is decided from the rounds' small columns
+(:func:`choose`); texts and annotations are then read, segmented and aligned
+``READ_CHUNK`` reports at a time (:func:`fetch`), in report-id order, and
+appended to the Parquet files in row groups of ``ROW_GROUP`` rows, the same
+bytes a single write of the whole table gives. Counts for the label space
+and the manifest are summed as the batches pass.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import tomllib
 from bisect import bisect_left
@@ -115,62 +122,135 @@ class SourceReport:
     annotations: list[tuple[str, tuple[tuple[int, int], ...]]]  # (code, fragments)
 
 
-def read_merged(merged_dir: Path) -> tuple[str, str, list[dict], dict[str, list]]:
-    """Read one merged round: ``(round_id, language, report rows, annotations by report)``."""
+@dataclass(frozen=True)
+class MergedRound:
+    """A merged round folder, its round id and language."""
+
+    path: Path
+    round_id: str
+    language: str
+
+
+@dataclass
+class Choice:
+    """Which version of each report a data set takes (see :func:`choose`); no texts, so it stays small."""
+
+    rounds: list[MergedRound]
+    winners: dict[str, tuple[int, int]]  # report id -> (index into rounds, row of that round's reports.parquet)
+    seen_in: dict[str, list[str]]  # report id -> the rounds it appears in, in the order given
+    info: dict  # "left_out" (reason -> count) and "superseded"
+    language: str
+
+
+def _parquet_batches(path: Path, columns: list[str], batch_size: int = 65_536):
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as handle:
+        yield from handle.iter_batches(batch_size=batch_size, columns=columns)
+
+
+def _merged_round(merged_dir: Path) -> MergedRound:
     import pyarrow.parquet as pq
 
     reports_file = merged_dir / "reports.parquet"
     if not reports_file.is_file():
         raise DatasetError(f"{merged_dir}: no reports.parquet; run `hiericd merge` on the round first")
-    rows = pq.read_table(reports_file).to_pylist()
-    annotations: dict[str, list] = defaultdict(list)
-    for a in pq.read_table(merged_dir / "annotations.parquet").to_pylist():
-        fragments = tuple(tuple(int(x) for x in f.split()) for f in a["fragments"].split(";"))
-        annotations[a["report_id"]].append((a["code"], fragments))
     language = "en"
     toml = merged_dir / "brat" / "round.toml"
     if toml.is_file():
         language = tomllib.loads(toml.read_text(encoding="utf-8")).get("round", {}).get("language", "en")
-    round_id = rows[0]["round_id"] if rows else merged_dir.name
-    return round_id, language, rows, annotations
+    with pq.ParquetFile(reports_file) as handle:
+        round_ids = next(handle.iter_batches(batch_size=1, columns=["round_id"]), None)
+    round_id = round_ids.column(0)[0].as_py() if round_ids is not None and round_ids.num_rows else merged_dir.name
+    return MergedRound(merged_dir, round_id, language)
+
+
+def choose(merged_dirs: Sequence[Path]) -> Choice:
+    """Pick each report's winning version over the rounds (the last adjudicated one), reading only the
+    small columns of each round's ``reports.parquet`` in batches.
+
+    Raises:
+        DatasetError: a folder is not a merged round, or the rounds are in different languages.
+    """
+    rounds = [_merged_round(Path(d)) for d in merged_dirs]
+    winners: dict[str, tuple[int, int]] = {}
+    seen_in: dict[str, list[str]] = defaultdict(list)
+    superseded: list[dict] = []
+    left_out: dict[str, str] = {}
+    for index, merged in enumerate(rounds):
+        row = 0
+        for batch in _parquet_batches(merged.path / "reports.parquet", ["report_id", "status", "quarantined"]):
+            for rid, status, quarantined in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
+                seen_in[rid].append(merged.round_id)
+                if status == "pending":
+                    left_out.setdefault(rid, "pending adjudication")
+                elif quarantined:
+                    left_out.setdefault(rid, "quarantined items")
+                else:
+                    if rid in winners:
+                        superseded.append({"report_id": rid, "was": rounds[winners[rid][0]].round_id,
+                                           "now": merged.round_id})
+                    left_out.pop(rid, None)
+                    winners[rid] = (index, row)
+                row += 1
+    drops = Counter(reason for rid, reason in left_out.items() if rid not in winners)
+    languages = {r.language for r in rounds}
+    if len(languages) > 1:
+        raise DatasetError(f"rounds in different languages ({', '.join(sorted(languages))}); build them apart")
+    info = {"left_out": dict(sorted(drops.items())), "superseded": superseded}
+    return Choice(rounds, winners, dict(seen_in), info, languages.pop() if languages else "en")
+
+
+def fetch(choice: Choice, report_ids: Sequence[str]) -> dict[str, SourceReport]:
+    """The winning versions of ``report_ids`` (text, reason for visit, final annotations), read in batches.
+
+    Each round's files are scanned once per call; call it with a few thousand
+    reports at a time to keep the memory flat.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    wanted: dict[int, dict[int, str]] = defaultdict(dict)  # round -> row -> report id
+    for rid in report_ids:
+        index, row = choice.winners[rid]
+        wanted[index][row] = rid
+    out: dict[str, SourceReport] = {}
+    for index, rows in wanted.items():
+        merged = choice.rounds[index]
+        start = 0
+        for batch in _parquet_batches(merged.path / "reports.parquet", ["text", "reason_for_visit"]):
+            picked = [r - start for r in rows if start <= r < start + batch.num_rows]
+            if picked:
+                texts = batch.column(0).take(picked).to_pylist()
+                reasons = batch.column(1).take(picked).to_pylist()
+                for r, text, reason in zip(picked, texts, reasons, strict=True):
+                    rid = rows[r + start]
+                    out[rid] = SourceReport(rid, merged.round_id, text, reason or "", [])
+            start += batch.num_rows
+        ids = pa.array(sorted(rows.values()), pa.string())
+        for batch in _parquet_batches(merged.path / "annotations.parquet", ["report_id", "code", "fragments"]):
+            keep = np.flatnonzero(pc.is_in(batch.column(0), value_set=ids).to_numpy(zero_copy_only=False))
+            if not len(keep):
+                continue
+            for rid, code, fragments in zip(*(batch.column(i).take(keep).to_pylist() for i in range(3)),
+                                            strict=True):
+                out[rid].annotations.append(
+                    (code, tuple(tuple(int(x) for x in f.split()) for f in fragments.split(";"))))
+    return out
 
 
 def collect(merged_dirs: Sequence[Path]) -> tuple[dict[str, SourceReport], dict[str, list[str]], dict, str]:
-    """Pick each report's winning version over the rounds (last adjudicated wins).
+    """Pick each report's winning version over the rounds (last adjudicated wins), texts included.
+
+    Holds every report in memory; :func:`build_dataset` uses :func:`choose`
+    and :func:`fetch` a chunk at a time instead.
 
     Returns:
         ``(reports, rounds_per_report, drops, language)``.
     """
-    chosen: dict[str, SourceReport] = {}
-    seen_in: dict[str, list[str]] = defaultdict(list)
-    drops: Counter[str] = Counter()
-    superseded: list[dict] = []
-    languages = set()
-    left_out: dict[str, str] = {}
-    for merged_dir in merged_dirs:
-        round_id, language, rows, annotations = read_merged(Path(merged_dir))
-        languages.add(language)
-        for row in rows:
-            rid = row["report_id"]
-            seen_in[rid].append(round_id)
-            if row["status"] == "pending":
-                left_out.setdefault(rid, "pending adjudication")
-                continue
-            if row["quarantined"]:
-                left_out.setdefault(rid, "quarantined items")
-                continue
-            if rid in chosen:
-                superseded.append({"report_id": rid, "was": chosen[rid].round_id, "now": round_id})
-            left_out.pop(rid, None)
-            chosen[rid] = SourceReport(rid, round_id, row["text"], row["reason_for_visit"] or "",
-                                       annotations.get(rid, []))
-    for rid, reason in left_out.items():
-        if rid not in chosen:
-            drops[reason] += 1
-    if len(languages) > 1:
-        raise DatasetError(f"rounds in different languages ({', '.join(sorted(languages))}); build them apart")
-    info = {"left_out": dict(sorted(drops.items())), "superseded": superseded}
-    return chosen, dict(seen_in), info, (languages.pop() if languages else "en")
+    choice = choose(merged_dirs)
+    return fetch(choice, sorted(choice.winners)), choice.seen_in, choice.info, choice.language
 
 
 def align(text: str, sentences, annotations) -> tuple[list[dict], Counter]:
@@ -238,126 +318,289 @@ def _segment_one(item: tuple[str, str]) -> tuple[list, list]:
     return sentences, r4v
 
 
+class SegmenterPool:
+    """Segment ``(text, reason_for_visit)`` pairs on ``workers`` processes, started once for many calls."""
+
+    def __init__(self, config: SegmenterConfig, workers: int):
+        self.config, self.workers, self.pool = config, workers, None
+
+    def __enter__(self) -> SegmenterPool:
+        _init_worker(self.config)  # small calls run here
+        from hiericd_core.parallel import context, may_start_workers
+
+        if self.workers > 1 and may_start_workers():
+            self.pool = context().Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def segment(self, items: list[tuple[str, str]], bar=None) -> list[tuple[list, list]]:
+        """Segment ``items`` in order; ``bar`` (tqdm) is advanced per report."""
+        if self.pool is None or len(items) < 200:
+            results = map(_segment_one, items)
+        else:
+            results = self.pool.imap(_segment_one, items, chunksize=64)
+        out = []
+        for result in results:
+            out.append(result)
+            if bar is not None:
+                bar.update()
+        return out
+
+
 def segment_all(items: list[tuple[str, str]], config: SegmenterConfig, workers: int, progress: bool = False):
     """Segment ``(text, reason_for_visit)`` pairs, in order, on ``workers`` processes."""
     from tqdm import tqdm
 
-    bar = dict(total=len(items), desc="segmenting", unit="report", disable=not progress)
-    if workers <= 1 or len(items) < 200:
-        _init_worker(config)
-        return [_segment_one(item) for item in tqdm(items, **bar)]
-    from hiericd_core.parallel import context
+    with SegmenterPool(config, workers) as pool, tqdm(total=len(items), desc="segmenting", unit="report",
+                                                      disable=not progress) as bar:
+        return pool.segment(items, bar)
 
-    with context().Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        return list(tqdm(pool.imap(_segment_one, items, chunksize=64), **bar))
+
+# Built in batches, so a data set larger than memory builds: reports are
+# read READ_CHUNK at a time (in report-id order), segmented and aligned SEGMENT_BATCH at a time, and
+# their rows appended to Parquet files in row groups of ROW_GROUP rows. The
+# label space needs every training sentence's codes, and ``classifier_row``
+# needs the label space, so sentence rows first go to a scratch file without
+# ``multi_code``/``classifier_row``; a second pass over it adds them.
+READ_CHUNK = 20_000  # reports whose texts are read at a time (each read scans the rounds' text columns)
+SEGMENT_BATCH = 1_000  # reports segmented and aligned at a time (sentence objects are large)
+ROW_GROUP = 100_000  # rows per Parquet row group; part of the files' bytes, hence of the version
+COMPRESSION = "zstd"
+
+
+class _RowGroupWriter:
+    """Appends tables to a Parquet file in row groups of exactly ``ROW_GROUP`` rows (the last one shorter), so
+    the bytes do not depend on how the rows arrived in batches."""
+
+    def __init__(self, path: Path, schema, compression: str = COMPRESSION):
+        import pyarrow.parquet as pq
+
+        self.schema = schema
+        self.writer = pq.ParquetWriter(path, schema, compression=compression)
+        self.pending: list = []
+        self.rows = 0
+
+    def write(self, table) -> None:
+        self.pending.append(table)
+        self.rows += table.num_rows
+        while self.rows >= ROW_GROUP:
+            self._flush(ROW_GROUP)
+
+    def _flush(self, n: int) -> None:
+        import pyarrow as pa
+
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table.slice(0, n).combine_chunks(), row_group_size=ROW_GROUP)
+        rest = table.slice(n)
+        self.pending, self.rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> None:
+        if self.rows:
+            self._flush(self.rows)
+        self.writer.close()
 
 
 @dataclass
 class Dataset:
-    """The built tables (as column dicts), the label space and the manifest."""
+    """A built data set before it is written: its two Parquet files (in a scratch folder), label space and
+    manifest. :func:`write_dataset` copies it into place."""
 
-    sentences: dict[str, list]
-    reports: dict[str, list]
+    sentences_file: Path
+    reports_file: Path
     label_space: dict
     manifest: dict
+    scratch: object = field(default=None, repr=False)  # the TemporaryDirectory holding the files, if ours
+
+    @property
+    def sentences(self) -> dict[str, list]:
+        """The whole sentence table as column lists (reads it all: for small data sets and tests)."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.sentences_file).to_pydict()
+
+    @property
+    def reports(self) -> dict[str, list]:
+        """The whole report table as column lists (reads it all: for small data sets and tests)."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.reports_file).to_pydict()
 
 
 def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | None = None,
-                  progress: bool = False) -> Dataset:
-    """Build both tables from merged rounds (see the module docstring).
+                  progress: bool = False, scratch_dir: str | Path | None = None) -> Dataset:
+    """Build both tables from merged rounds (see the module docstring), in batches.
+
+    Args:
+        merged_dirs: merged round folders; a later one's adjudicated version of a report wins.
+        config: how to build; default :class:`DatasetConfig()`.
+        progress: show a progress bar.
+        scratch_dir: where the built files wait for :func:`write_dataset` (default: the system's temp folder);
+            they take about the size of the data set, twice while building.
 
     Raises:
         DatasetError: when a folder is not a merged round, the rounds mix
             languages, or nothing usable is left.
     """
+    import tempfile
+
+    import pyarrow as pa
+    from tqdm import tqdm
+
     config = config or DatasetConfig()
-    chosen, seen_in, info, language = collect([Path(p) for p in merged_dirs])
-    if not chosen:
+    choice = choose([Path(p) for p in merged_dirs])
+    if not choice.winners:
         raise DatasetError(f"no adjudicated report in {', '.join(map(str, merged_dirs))}: "
-                           f"left out {info['left_out']}")
+                           f"left out {choice.info['left_out']}")
     round_splits = dict(config.round_splits)
-    known_rounds = {r for rounds in seen_in.values() for r in rounds}
+    known_rounds = {r for rounds in choice.seen_in.values() for r in rounds}
     unknown = sorted(set(round_splits) - known_rounds)
     if unknown:
         raise DatasetError(f"split by round: no round {', '.join(map(repr, unknown))} among the rounds given "
                            f"({', '.join(sorted(known_rounds))}); use the round ids of their round.toml")
-    seg_config = SegmenterConfig(language=config.language or language, backend=config.backend)
+    seg_config = SegmenterConfig(language=config.language or choice.language, backend=config.backend)
     segmenter = Segmenter(seg_config)
-    ids = sorted(chosen)
-    segmented = segment_all([(chosen[r].text, chosen[r].reason_for_visit) for r in ids], seg_config,
-                            config.workers, progress)
+    sentence_schema, report_schema = _schemas()
+    spill_schema = pa.schema([f for f in sentence_schema if f.name not in ("multi_code", "classifier_row")])
+    scratch = tempfile.TemporaryDirectory(prefix="hiericd-dataset-", dir=scratch_dir)
+    folder = Path(scratch.name)
+    spill = _RowGroupWriter(folder / "sentences.spill.parquet", spill_schema, compression="lz4")
+    reports_out = _RowGroupWriter(folder / "reports.parquet", report_schema)
+    tally = _Tally()
+    ids = sorted(choice.winners)
+    with SegmenterPool(seg_config, config.workers) as pool, \
+            tqdm(total=len(ids), desc="segmenting", unit="report", disable=not progress) as bar:
+        for start in range(0, len(ids), READ_CHUNK):
+            chunk = ids[start: start + READ_CHUNK]
+            sources = fetch(choice, chunk)
+            # segmented sentences are heavy Python objects: a few at a time, straight into Arrow
+            for at in range(0, len(chunk), SEGMENT_BATCH):
+                part = chunk[at: at + SEGMENT_BATCH]
+                segmented = pool.segment([(sources[r].text, sources[r].reason_for_visit) for r in part], bar)
+                sentences, reports = _rows(part, sources, segmented, choice, config, tally)
+                spill.write(pa.Table.from_pydict({n: sentences[n] for n in spill_schema.names},
+                                                 schema=spill_schema))
+                reports_out.write(pa.Table.from_pydict({n: reports[n] for n in report_schema.names},
+                                                       schema=report_schema))
+            del sources
+    spill.close()
+    reports_out.close()
 
+    # label space: codes seen >= min_count times in training focus sentences
+    label_codes = sorted(c for c, n in tally.train_codes.items() if n >= config.min_count)
+    label_space = {"min_count": config.min_count, "codes": label_codes,
+                   "train_counts": dict(sorted(tally.train_codes.items()))}
+    _finish_sentences(folder / "sentences.spill.parquet", folder / "sentences.parquet", sentence_schema,
+                      set(label_codes), tally)
+    (folder / "sentences.spill.parquet").unlink()
+    manifest = _manifest(config, seg_config, segmenter.describe(), tally, label_space, choice.info)
+    return Dataset(folder / "sentences.parquet", folder / "reports.parquet", label_space, manifest, scratch)
+
+
+def _rows(report_ids: list[str], sources: dict[str, SourceReport], segmented: list, choice: Choice,
+          config: DatasetConfig, tally: _Tally) -> tuple[dict[str, list], dict[str, list]]:
+    """Sentence and report rows (column lists) of segmented reports; the counts go to ``tally``."""
+    round_splits = dict(config.round_splits)
     sentences: dict[str, list] = defaultdict(list)
     reports: dict[str, list] = defaultdict(list)
-    counts: Counter[str] = Counter()
-    for rid, (sents, r4v) in zip(ids, segmented, strict=True):
-        src = chosen[rid]
+    for rid, (sents, r4v) in zip(report_ids, segmented, strict=True):
+        src = sources[rid]
         split = round_splits.get(src.round_id) or assign_split(rid, config.seed, config.fractions)
         rows, c = align(src.text, sents, src.annotations)
-        counts.update(c)
+        tally.alignment.update(c)
         for row in rows:
             sentences["report_id"].append(rid)
             sentences["split"].append(split)
             for key, value in row.items():
                 sentences[key].append(value)
+            if split == "train":
+                tally.train_codes.update(row["codes"])
         codes = sorted({code for code, _ in src.annotations})
+        tally.add_report(split, src.round_id in round_splits, codes, choice.seen_in[rid])
         for key, value in (("report_id", rid), ("split", split), ("round_id", src.round_id),
-                           ("rounds", seen_in[rid]), ("text", src.text),
+                           ("rounds", choice.seen_in[rid]), ("text", src.text),
                            ("reason_for_visit", src.reason_for_visit), ("r4v_tokens", r4v),
                            ("codes", codes), ("n_codes", len(codes)), ("n_sentences", len(rows))):
             reports[key].append(value)
-
-    # label space: codes seen >= min_count times in training focus sentences
-    train_counts: Counter[str] = Counter()
-    for split, codes in zip(sentences["split"], sentences["codes"], strict=True):
-        if split == "train":
-            train_counts.update(codes)
-    label_codes = sorted(c for c, n in train_counts.items() if n >= config.min_count)
-    in_space = set(label_codes)
-    sentences["multi_code"] = [n > 1 for n in sentences["n_codes"]]
-    sentences["classifier_row"] = [n == 1 and codes[0] in in_space
-                                   for n, codes in zip(sentences["n_codes"], sentences["codes"], strict=True)]
-    label_space = {"min_count": config.min_count, "codes": label_codes,
-                   "train_counts": dict(sorted(train_counts.items()))}
-
-    manifest = _manifest(config, seg_config, segmenter.describe(), sentences, reports, label_space, info, counts)
-    return Dataset(dict(sentences), dict(reports), label_space, manifest)
+    return sentences, reports
 
 
-def _manifest(config, seg_config, segmenter: str, sentences, reports, label_space, info, counts) -> dict:
-    per_split = {}
-    for split in SPLITS:
-        n_rep = sum(s == split for s in reports["split"])
-        rows = [i for i, s in enumerate(sentences["split"]) if s == split]
-        per_split[split] = {
-            "reports": n_rep,
-            "sentences": len(rows),
-            "focus_sentences": sum(sentences["is_focus"][i] for i in rows),
-            "multi_code_sentences": sum(sentences["multi_code"][i] for i in rows),
-            "classifier_rows": sum(sentences["classifier_row"][i] for i in rows),
-        }
+class _Tally:
+    """What the manifest counts, summed batch by batch."""
+
+    def __init__(self) -> None:
+        self.alignment: Counter[str] = Counter()
+        self.train_codes: Counter[str] = Counter()
+        self.report_codes: Counter[str] = Counter()  # code -> reports holding it
+        self.reports: Counter[str] = Counter()  # split -> reports
+        self.by_round = 0
+        self.rounds: set[str] = set()
+        self.splits = {split: Counter() for split in SPLITS}
+        self.focus_not_classifier = 0
+
+    def add_report(self, split: str, by_round: bool, codes: list[str], rounds: list[str]) -> None:
+        self.reports[split] += 1
+        self.by_round += by_round
+        self.report_codes.update(codes)
+        self.rounds.update(rounds)
+
+
+def _finish_sentences(spill: Path, out: Path, schema, in_space: set[str], tally: _Tally) -> None:
+    """Copy the spilled sentence rows to ``out`` with ``multi_code`` and ``classifier_row`` added."""
+    import numpy as np
+    import pyarrow as pa
+
+    writer = _RowGroupWriter(out, schema)
+    for batch in _parquet_batches(spill, [f.name for f in schema if f.name not in ("multi_code", "classifier_row")]):
+        n_codes = batch.column("n_codes").to_numpy(zero_copy_only=False)
+        single = np.flatnonzero(n_codes == 1)
+        classifier = np.zeros(batch.num_rows, dtype=bool)
+        firsts = batch.column("codes").take(single).to_pylist()
+        classifier[single] = [codes[0] in in_space for codes in firsts]
+        multi = n_codes > 1
+        focus = batch.column("is_focus").to_numpy(zero_copy_only=False)
+        split = batch.column("split").to_numpy(zero_copy_only=False)
+        for name, counts in tally.splits.items():
+            rows = split == name
+            counts["sentences"] += int(rows.sum())
+            counts["focus_sentences"] += int((focus & rows).sum())
+            counts["multi_code_sentences"] += int((multi & rows).sum())
+            counts["classifier_rows"] += int((classifier & rows).sum())
+        tally.focus_not_classifier += int((focus & ~classifier).sum())
+        writer.write(pa.Table.from_batches([batch]).append_column(schema.field("multi_code"), pa.array(multi))
+                     .append_column(schema.field("classifier_row"), pa.array(classifier)))
+    writer.close()
+
+
+def _manifest(config, seg_config, segmenter: str, tally: _Tally, label_space, info) -> dict:
+    n_reports = sum(tally.reports.values())
+    per_split = {split: {"reports": tally.reports[split],
+                         **{key: tally.splits[split][key] for key in ("sentences", "focus_sentences",
+                                                                        "multi_code_sentences", "classifier_rows")}}
+                 for split in SPLITS}
     round_splits = dict(config.round_splits)
-    by_round = sum(r in round_splits for r in reports["round_id"])
-    mode = "hash" if not by_round else "round" if by_round == len(reports["round_id"]) else "mixed"
+    by_round = tally.by_round
+    mode = "hash" if not by_round else "round" if by_round == n_reports else "mixed"
     in_space = set(label_space["codes"])
-    out_of_space = sum(1 for codes in reports["codes"] for c in codes if c not in in_space)
-    focus_not_in_space = sum(f and not c for f, c in zip(sentences["is_focus"], sentences["classifier_row"],
-                                                          strict=True))
+    out_of_space = sum(n for code, n in tally.report_codes.items() if code not in in_space)
     return {
         "config": {**asdict(config), "fractions": list(config.fractions), "round_splits": round_splits},
         # "hash": every split from the report-id hash; "round": every report from its round's split; "mixed": both
         "split_mode": mode,
-        "split_assigned_by": {"hash": len(reports["round_id"]) - by_round, "round": by_round},
+        "split_assigned_by": {"hash": n_reports - by_round, "round": by_round},
         "segmenter": segmenter,
         "language": seg_config.language,
-        "source_rounds": sorted({r for rounds in reports["rounds"] for r in rounds}),
+        "source_rounds": sorted(tally.rounds),
         "splits": per_split,
         "label_space_size": len(label_space["codes"]),
         "report_codes_outside_label_space": out_of_space,
-        "focus_sentences_not_classifier_rows": focus_not_in_space,
+        "focus_sentences_not_classifier_rows": tally.focus_not_classifier,
         "left_out_reports": info["left_out"],
         "superseded": info["superseded"],
-        "alignment": dict(sorted(counts.items())),
+        "alignment": dict(sorted(tally.alignment.items())),
     }
 
 
@@ -380,14 +623,17 @@ def _schemas():
     return sentence, report
 
 
-def _parquet_bytes(columns: dict[str, list], schema) -> bytes:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.Table.from_pydict({name: columns[name] for name in schema.names}, schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd", row_group_size=100_000)
-    return buffer.getvalue()
+def _sha256(*parts: Path | bytes) -> str:
+    """SHA-256 of files and byte strings, one after the other, read 1 MiB at a time."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, bytes):
+            digest.update(part)
+            continue
+        with open(part, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def write_dataset(dataset: Dataset, out: str | Path | None = None, *, datasets_root: str | Path | None = None
@@ -396,28 +642,25 @@ def write_dataset(dataset: Dataset, out: str | Path | None = None, *, datasets_r
 
     The version is the hash of the two Parquet files and the label space. With
     ``out`` the files go there; else into ``<datasets_root>/<version>/``.
-    Every file is written atomically; ``manifest.json`` last, so a folder with
-    a manifest is complete.
+    Every file is written atomically (the Parquet files are copied, a block at
+    a time); ``manifest.json`` last, so a folder with a manifest is complete.
     """
-    from hiericd_core.files import atomic_write_bytes, atomic_write_json
+    from hiericd_core.files import atomic_copy, atomic_write_bytes, atomic_write_json
 
-    sentence_schema, report_schema = _schemas()
-    sentences = _parquet_bytes(dataset.sentences, sentence_schema)
-    reports = _parquet_bytes(dataset.reports, report_schema)
     label_space = (json.dumps(dataset.label_space, indent=2, sort_keys=True) + "\n").encode()
-    version = hashlib.sha256(sentences + reports + label_space).hexdigest()[:16]
+    version = _sha256(dataset.sentences_file, dataset.reports_file, label_space)[:16]
     if out is None:
         if datasets_root is None:
             raise ValueError("give out or datasets_root")
         out = Path(datasets_root) / version
     out = Path(out)
-    atomic_write_bytes(out / "sentences.parquet", sentences)
-    atomic_write_bytes(out / "reports.parquet", reports)
+    atomic_copy(dataset.sentences_file, out / "sentences.parquet")
+    atomic_copy(dataset.reports_file, out / "reports.parquet")
     atomic_write_bytes(out / "label_space.json", label_space)
     dataset.manifest["version"] = version
     dataset.manifest["files"] = {
-        "sentences.parquet": hashlib.sha256(sentences).hexdigest(),
-        "reports.parquet": hashlib.sha256(reports).hexdigest(),
+        "sentences.parquet": _sha256(dataset.sentences_file),
+        "reports.parquet": _sha256(dataset.reports_file),
         "label_space.json": hashlib.sha256(label_space).hexdigest(),
     }
     atomic_write_json(out / "manifest.json", dataset.manifest)

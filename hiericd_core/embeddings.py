@@ -92,17 +92,37 @@ class Word2VecConfig:
     seed: int = 13
 
 
+class _Normalised:
+    """``token_lists`` normalised (see :meth:`Vocabulary.normalise`), empty ones left out, read afresh on each pass.
+
+    gensim reads the corpus once for its vocabulary and once per epoch; a
+    re-iterable corpus (e.g. one streamed from Parquet) is never held whole.
+    """
+
+    def __init__(self, token_lists: Iterable[Sequence[str]], vocab: Vocabulary):
+        self.token_lists, self.vocab = token_lists, vocab
+
+    def __iter__(self):
+        for tokens in self.token_lists:
+            normal = self.vocab.normalise(tokens)
+            if normal:
+                yield normal
+
+
 def train_vectors(token_lists: Iterable[Sequence[str]], vocab: Vocabulary, config: Word2VecConfig) -> np.ndarray:
     """Train word2vec on ``token_lists`` and return the ``(len(vocab), dim)`` float32 matrix.
 
+    ``token_lists`` may be any re-iterable (a list, or a corpus streamed from
+    disk on each pass); a one-pass iterator is read into a list first.
     Tokens outside ``vocab`` count as ``<unk>``; the ``<pad>`` row is zero.
     """
     from gensim.models import Word2Vec
 
-    corpus = [vocab.normalise(tokens) for tokens in token_lists]
-    corpus = [c for c in corpus if c]
+    if iter(token_lists) is token_lists:  # a one-pass iterator: word2vec reads its corpus epochs + 1 times
+        token_lists = list(token_lists)
+    corpus = _Normalised(token_lists, vocab)
     matrix = np.zeros((len(vocab), config.dim), dtype=np.float32)
-    if not corpus:
+    if next(iter(corpus), None) is None:
         return matrix
     model = Word2Vec(corpus, vector_size=config.dim, window=config.window, min_count=1, workers=1,
                      sg=int(config.skip_gram), negative=config.negative, epochs=config.epochs, seed=config.seed)

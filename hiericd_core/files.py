@@ -32,6 +32,24 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return target
 
 
+def atomic_copy(source: str | Path, path: str | Path) -> Path:
+    """Copy the file ``source`` to ``path`` atomically (block by block: the file need not fit in memory)."""
+    import shutil
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle, open(source, "rb") as src:
+            shutil.copyfileobj(src, handle, 1 << 20)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` as UTF-8 (no newline translation) atomically."""
     return atomic_write_bytes(path, text.encode("utf-8"))

@@ -9,11 +9,22 @@ from multiprocessing.context import BaseContext
 
 
 def usable_cpus() -> int:
-    """The CPUs this process may run on (affinity-aware on Linux)."""
+    """The CPUs this process may run on (affinity-aware on Linux); 1 where it may not start workers."""
+    if not may_start_workers():
+        return 1
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def may_start_workers() -> bool:
+    """Whether this process may start worker processes.
+
+    A daemonic process may not (``multiprocessing`` refuses): a Celery worker's
+    prefork children, where Airflow's CeleryExecutor runs hiericd's tasks.
+    """
+    return not multiprocessing.current_process().daemon
 
 
 def context() -> BaseContext:

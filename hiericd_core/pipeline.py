@@ -141,7 +141,10 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
 
     config = DatasetConfig(seed=seed, min_count=min_count, backend=backend,
                            round_splits=tuple((round_splits or {}).items()))
-    dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress)
+    # large builds stage their files beside their destination, not in a /tmp that may be memory
+    scratch = catalog.datasets / ".building"
+    scratch.mkdir(parents=True, exist_ok=True)
+    dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress, scratch_dir=scratch)
     folder = write_dataset(dataset, datasets_root=catalog.datasets)
     report = check_dataset(folder, folder / "data_docs")
     return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json"),

@@ -32,6 +32,14 @@ features; ``metrics.json`` and the checkpoint say so.
 
 Runs are deterministic on CPU for a given seed: torch's deterministic
 algorithms, seeded shuffling and dropout, one-thread word2vec.
+
+The data set is never loaded whole: each stage reads the columns it needs
+from the Parquet files in Arrow batches and keeps token ids as int32 arrays
+(:class:`Ragged`); word2vec streams its corpus from the files on every pass
+(:class:`TrainingTokens`). What grows with the data is the encoded training
+and dev splits (a few bytes per token) and, with frozen vectors, the
+tagger's cached sentence features (``4 · emb_dim`` bytes per sentence: about
+7 KB per synthetic report of 18 sentences at the default 100 dimensions).
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
+
+from hiericd_core.embeddings import UNK_ID
 from hiericd_core.models.classifier import VARIANTS, without_r4v
 
 Callback = Callable[[str, int, dict], None]
@@ -117,65 +128,302 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- data
+#
+# The data set is read in Arrow batches of the columns a stage needs, and
+# kept as compact numpy arrays (token ids as int32 in one flat array per
+# split, with row offsets), never as Python lists of strings: memory grows
+# with the ids a stage trains on, not with the Parquet files. Only the
+# training and dev splits are encoded (no stage looks at test).
+
+READ_BATCH = 8192  # sentences (or reports) per Arrow batch read from Parquet
+TRAINED_SPLITS = ("train", "dev")
+DATASET_FILES = ("manifest.json", "sentences.parquet", "reports.parquet", "label_space.json")
 
 
 @dataclass
-class _Report:
-    report_id: str
-    sentences: list[list[int]]  # token ids per sentence (capped)
-    r4v: list[int]
-    focus: list[int]  # 0/1 per sentence
+class Ragged:
+    """Rows of different lengths in one flat array: row ``i`` is ``values[starts[i]:starts[i + 1]]``."""
+
+    values: np.ndarray
+    starts: np.ndarray  # int64, (rows + 1,)
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.values[self.starts[i]: self.starts[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    def take(self, index: np.ndarray) -> Ragged:
+        """The rows ``index`` in that order, as a new :class:`Ragged`."""
+        lengths = self.lengths()[index]
+        starts = _starts(lengths)
+        within = np.arange(starts[-1]) - np.repeat(starts[:-1], lengths)
+        return Ragged(self.values[np.repeat(self.starts[:-1][index], lengths) + within], starts)
+
+    @classmethod
+    def concat(cls, parts: list[Ragged], dtype) -> Ragged:
+        if not parts:
+            return cls(np.zeros(0, dtype=dtype), np.zeros(1, dtype=np.int64))
+        values = np.concatenate([p.values for p in parts]).astype(dtype, copy=False)
+        return cls(values, _starts(np.concatenate([p.lengths() for p in parts])))
 
 
-@dataclass
-class _Row:
-    tokens: list[int]
-    r4v: list[int]
-    label: int
-    mask: list[int]
+def _starts(lengths: np.ndarray) -> np.ndarray:
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    return starts
 
 
-def read_dataset(dataset_dir: Path) -> tuple[dict, dict, dict, dict]:
-    """Read a data set folder: ``(sentences, reports, label_space, manifest)`` (tables as column dicts)."""
-    import pyarrow.parquet as pq
+def _cap(values: np.ndarray, lengths: np.ndarray, caps: np.ndarray, fill_empty: bool = False) -> Ragged:
+    """Keep the first ``caps[i]`` values of row ``i``; with ``fill_empty`` an empty row becomes ``[0]`` (``<pad>``)."""
+    starts = _starts(lengths)
+    within = np.arange(len(values)) - np.repeat(starts[:-1], lengths)
+    kept = np.minimum(lengths, caps)
+    out_lengths = np.maximum(kept, 1) if fill_empty else kept
+    out_starts = _starts(out_lengths)
+    keep = within < np.repeat(caps, lengths)
+    out = np.zeros(out_starts[-1], dtype=values.dtype)
+    out[(np.repeat(out_starts[:-1], lengths) + within)[keep]] = values[keep]
+    return Ragged(out, out_starts)
 
-    for name in ("manifest.json", "sentences.parquet", "reports.parquet", "label_space.json"):
+
+def _encode_tokens(column, vocab, max_tokens: int, fill_empty: bool) -> Ragged:
+    """Token-id rows (int32) of an Arrow ``list<string>`` column: each distinct string is looked up once."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    words = column.flatten().dictionary_encode()
+    lookup = np.fromiter((vocab.index.get(w.lower(), UNK_ID) for w in words.dictionary.to_pylist()),
+                         dtype=np.int32, count=len(words.dictionary))
+    ids = lookup[words.indices.to_numpy(zero_copy_only=False)] if len(lookup) else np.zeros(0, dtype=np.int32)
+    return _cap(ids, lengths, np.full(len(lengths), max_tokens, dtype=np.int64), fill_empty)
+
+
+def _list_values(column, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(flat values, row lengths) of an Arrow list column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return column.flatten().to_numpy(zero_copy_only=False).astype(dtype), lengths
+
+
+def check_dataset(dataset_dir: Path) -> None:
+    """Raise :class:`TrainError` unless ``dataset_dir`` holds a built data set."""
+    for name in DATASET_FILES:
         if not (dataset_dir / name).is_file():
             raise TrainError(f"{dataset_dir}: no {name}; build the data set with `hiericd datasets` first")
-    sentences = pq.read_table(dataset_dir / "sentences.parquet", columns=[
-        "report_id", "split", "sentence_idx", "tokens", "is_focus", "codes", "attention_mask", "classifier_row",
-    ]).to_pydict()
-    reports = pq.read_table(dataset_dir / "reports.parquet",
-                            columns=["report_id", "split", "r4v_tokens", "codes"]).to_pydict()
-    label_space = json.loads((dataset_dir / "label_space.json").read_text(encoding="utf-8"))
-    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
-    return sentences, reports, label_space, manifest
 
 
-def _encode(sentences: dict, reports: dict, vocab, labels: dict[str, int], use_r4v: bool, max_tokens: int
-            ) -> tuple[dict[str, list[_Report]], dict[str, list[_Row]]]:
-    """Tagger reports and classifier rows per split, in data set order."""
-    r4v = {rid: (vocab.encode(toks, max_tokens) if use_r4v else [])
-           for rid, toks in zip(reports["report_id"], reports["r4v_tokens"], strict=True)}
-    by_report: dict[str, _Report] = {}
-    split_of: dict[str, str] = {}
-    rows: dict[str, list[_Row]] = {"train": [], "dev": [], "test": []}
-    order = sorted(range(len(sentences["report_id"])),
-                   key=lambda i: (sentences["report_id"][i], sentences["sentence_idx"][i]))
-    for i in order:
-        rid = sentences["report_id"][i]
-        ids = vocab.encode(sentences["tokens"][i], max_tokens) or [0]  # a token-less sentence reads as <pad>
-        report = by_report.setdefault(rid, _Report(rid, [], r4v.get(rid, []), []))
-        split_of[rid] = sentences["split"][i]
-        report.sentences.append(ids)
-        report.focus.append(int(sentences["is_focus"][i]))
-        if sentences["classifier_row"][i]:
-            mask = list(sentences["attention_mask"][i])[: len(ids)]
-            rows[sentences["split"][i]].append(_Row(ids, report.r4v, labels[sentences["codes"][i][0]], mask))
-    tagged: dict[str, list[_Report]] = {"train": [], "dev": [], "test": []}
-    for rid, report in by_report.items():
-        tagged[split_of[rid]].append(report)
-    return tagged, rows
+def _batches_of(path: Path, columns: list[str]):
+    """Arrow record batches of ``columns`` of a Parquet file, in file order."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as handle:
+        yield from handle.iter_batches(batch_size=READ_BATCH, columns=columns)
+
+
+class _SentenceOrder:
+    """Checks that sentence rows come in (report_id, sentence_idx) order, as the data-set builder writes them.
+
+    Reading in batches relies on it: a report's sentences are consecutive rows.
+    """
+
+    def __init__(self, path: Path):
+        self.path, self.last = path, (None, -1)
+
+    def check(self, report_ids: list[str], sentence_idx: np.ndarray) -> np.ndarray:
+        """Return, per row, whether it starts a new report."""
+        new = np.ones(len(report_ids), dtype=bool)
+        previous, last_idx = self.last
+        for i, rid in enumerate(report_ids):
+            if rid == previous:
+                new[i] = False
+                if sentence_idx[i] <= last_idx:
+                    self._fail(rid)
+            elif previous is not None and rid < previous:
+                self._fail(rid)
+            previous, last_idx = rid, sentence_idx[i]
+        self.last = (previous, last_idx)
+        return new
+
+    def _fail(self, rid: str) -> None:
+        raise TrainError(f"{self.path}: rows are not in (report_id, sentence_idx) order at report {rid!r}; "
+                         "rebuild the data set with `hiericd datasets`")
+
+
+@dataclass
+class TaggerSplit:
+    """One split's reports for the tagger: every sentence's token ids and focus flag, each report's reason."""
+
+    sentences: Ragged  # token ids per sentence, capped at max_tokens; a token-less sentence reads as [0]
+    focus: np.ndarray  # int8 (sentences,)
+    report_starts: np.ndarray  # int64 (reports + 1,): report r holds sentences report_starts[r]:report_starts[r + 1]
+    r4v: Ragged  # token ids of each report's reason for visit (empty when not used)
+
+    def __len__(self) -> int:
+        return len(self.report_starts) - 1
+
+    def n_sentences(self) -> np.ndarray:
+        return np.diff(self.report_starts)
+
+    def report(self, r: int) -> list[np.ndarray]:
+        return [self.sentences[k] for k in range(self.report_starts[r], self.report_starts[r + 1])]
+
+    def report_focus(self, r: int) -> np.ndarray:
+        return self.focus[self.report_starts[r]: self.report_starts[r + 1]]
+
+
+@dataclass
+class ClassifierSplit:
+    """One split's classifier rows: focus sentences with one code in the label space."""
+
+    tokens: Ragged  # token ids (capped)
+    masks: Ragged  # int8 phrase mask, as long as tokens (shorter for a token-less sentence)
+    r4v: Ragged  # the row's report's reason for visit
+    labels: np.ndarray  # int64 label index
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class _Reasons:
+    """Every report's reason-for-visit token ids, found by report id (an unknown report has none)."""
+
+    def __init__(self, dataset_dir: Path, vocab, use_r4v: bool, max_tokens: int):
+        self.row: dict[str, int] = {}
+        parts = []
+        columns = ["report_id", "r4v_tokens"] if use_r4v else ["report_id"]
+        for batch in _batches_of(dataset_dir / "reports.parquet", columns):
+            for rid in batch.column("report_id").to_pylist():
+                self.row[rid] = len(self.row)
+            if use_r4v:
+                parts.append(_encode_tokens(batch.column("r4v_tokens"), vocab, max_tokens, fill_empty=False))
+            else:
+                parts.append(Ragged(np.zeros(0, dtype=np.int32), np.zeros(batch.num_rows + 1, dtype=np.int64)))
+        parts.append(Ragged(np.zeros(0, dtype=np.int32), np.zeros(2, dtype=np.int64)))  # the empty row
+        self.ids = Ragged.concat(parts, np.int32)
+
+    def take(self, report_ids: list[str]) -> Ragged:
+        missing = len(self.ids) - 1
+        return self.ids.take(np.fromiter((self.row.get(r, missing) for r in report_ids), dtype=np.int64,
+                                         count=len(report_ids)))
+
+
+def read_tagger_splits(dataset_dir: Path, vocab, use_r4v: bool, max_tokens: int) -> dict[str, TaggerSplit]:
+    """The training and dev splits' reports for the tagger, in data set order, read in batches."""
+    path = dataset_dir / "sentences.parquet"
+    reasons = _Reasons(dataset_dir, vocab, use_r4v, max_tokens)
+    order = _SentenceOrder(path)
+    parts: dict[str, dict[str, list]] = {s: {"sentences": [], "focus": [], "new": [], "rids": []}
+                                         for s in TRAINED_SPLITS}
+    for batch in _batches_of(path, ["report_id", "split", "sentence_idx", "tokens", "is_focus"]):
+        rids = batch.column("report_id").to_pylist()
+        new = order.check(rids, batch.column("sentence_idx").to_numpy(zero_copy_only=False))
+        split = batch.column("split").to_numpy(zero_copy_only=False)
+        for name, part in parts.items():
+            rows = np.flatnonzero(split == name)
+            if not len(rows):
+                continue
+            sub = batch.take(rows)
+            part["sentences"].append(_encode_tokens(sub.column("tokens"), vocab, max_tokens, fill_empty=True))
+            part["focus"].append(sub.column("is_focus").to_numpy(zero_copy_only=False).astype(np.int8))
+            part["new"].append(new[rows])
+            part["rids"] += [rids[i] for i in rows[new[rows]]]
+    out = {}
+    for name, part in parts.items():
+        new = np.concatenate(part["new"]) if part["new"] else np.zeros(0, dtype=bool)
+        report_starts = np.append(np.flatnonzero(new), len(new)).astype(np.int64)
+        out[name] = TaggerSplit(Ragged.concat(part["sentences"], np.int32),
+                                np.concatenate(part["focus"]) if part["focus"] else np.zeros(0, dtype=np.int8),
+                                report_starts, reasons.take(part["rids"]))
+    return out
+
+
+def read_classifier_splits(dataset_dir: Path, vocab, labels: dict[str, int], use_r4v: bool, max_tokens: int
+                           ) -> dict[str, ClassifierSplit]:
+    """The training and dev splits' classifier rows, in data set order, read in batches."""
+    import pyarrow.compute as pc
+
+    reasons = _Reasons(dataset_dir, vocab, use_r4v, max_tokens)
+    parts: dict[str, dict[str, list]] = {s: {"tokens": [], "masks": [], "rids": [], "labels": []}
+                                         for s in TRAINED_SPLITS}
+    columns = ["report_id", "split", "tokens", "codes", "attention_mask", "classifier_row"]
+    for batch in _batches_of(dataset_dir / "sentences.parquet", columns):
+        split = batch.column("split").to_numpy(zero_copy_only=False)
+        chosen = batch.column("classifier_row").to_numpy(zero_copy_only=False)
+        for name, part in parts.items():
+            rows = np.flatnonzero(chosen & (split == name))
+            if not len(rows):
+                continue
+            sub = batch.take(rows)
+            tokens = _encode_tokens(sub.column("tokens"), vocab, max_tokens, fill_empty=True)
+            mask, mask_lengths = _list_values(sub.column("attention_mask"), np.int8)
+            part["tokens"].append(tokens)
+            part["masks"].append(_cap(mask, mask_lengths, tokens.lengths()))
+            part["rids"] += sub.column("report_id").to_pylist()
+            part["labels"] += [labels[c] for c in pc.list_element(sub.column("codes"), 0).to_pylist()]
+    return {name: ClassifierSplit(Ragged.concat(part["tokens"], np.int32), Ragged.concat(part["masks"], np.int8),
+                                  reasons.take(part["rids"]), np.asarray(part["labels"], dtype=np.int64))
+            for name, part in parts.items()}
+
+
+class TrainingTokens:
+    """The training split's sentence tokens, then its reasons for visit, streamed from the Parquet files.
+
+    Iterable again and again (gensim's word2vec reads its corpus once for the
+    vocabulary and once per epoch), holding one batch in memory at a time.
+    """
+
+    def __init__(self, dataset_dir: Path):
+        self.dataset_dir = dataset_dir
+
+    def __iter__(self):
+        for batch in _batches_of(self.dataset_dir / "sentences.parquet", ["split", "tokens"]):
+            split = batch.column("split").to_numpy(zero_copy_only=False)
+            yield from batch.column("tokens").take(np.flatnonzero(split == "train")).to_pylist()
+        for batch in _batches_of(self.dataset_dir / "reports.parquet", ["split", "r4v_tokens"]):
+            split = batch.column("split").to_numpy(zero_copy_only=False)
+            yield from (t for t in batch.column("r4v_tokens").take(np.flatnonzero(split == "train")).to_pylist() if t)
+
+
+def _count_rows(dataset_dir: Path) -> dict:
+    """Per split: reports, sentences, focus sentences and classifier rows of the sentence table (one pass)."""
+    counts = {s: {"reports": 0, "sentences": 0, "focus_sentences": 0, "classifier_rows": 0} for s in TRAINED_SPLITS}
+    path = dataset_dir / "sentences.parquet"
+    order = _SentenceOrder(path)
+    for batch in _batches_of(path, ["report_id", "split", "sentence_idx", "is_focus", "classifier_row"]):
+        new = order.check(batch.column("report_id").to_pylist(),
+                          batch.column("sentence_idx").to_numpy(zero_copy_only=False))
+        split = batch.column("split").to_numpy(zero_copy_only=False)
+        focus = batch.column("is_focus").to_numpy(zero_copy_only=False)
+        chosen = batch.column("classifier_row").to_numpy(zero_copy_only=False)
+        for name, count in counts.items():
+            rows = split == name
+            count["reports"] += int((new & rows).sum())
+            count["sentences"] += int(rows.sum())
+            count["focus_sentences"] += int((focus & rows).sum())
+            count["classifier_rows"] += int((chosen & rows).sum())
+    return counts
+
+
+def _train_reasons(dataset_dir: Path) -> bool:
+    """Whether a training report has a reason for visit."""
+    import pyarrow.compute as pc
+
+    for batch in _batches_of(dataset_dir / "reports.parquet", ["split", "r4v_tokens"]):
+        lengths = pc.list_value_length(batch.column("r4v_tokens")).fill_null(0).to_numpy(zero_copy_only=False)
+        if ((batch.column("split").to_numpy(zero_copy_only=False) == "train") & (lengths > 0)).any():
+            return True
+    return False
 
 
 def _batches(n: int, size: int, generator=None, lengths: list[int] | None = None) -> list[list[int]]:
@@ -264,7 +512,7 @@ def _to(batch: dict, device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
 
-def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Report]], weights, callback,
+def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, TaggerSplit], weights, callback,
                   progress: bool, vectors):
     import torch
 
@@ -280,23 +528,40 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
     train, dev = reports["train"], reports["dev"]
-    lengths = [len(r.sentences) for r in train]
-    cache: dict[str, list[torch.Tensor]] = {}
+    lengths = train.n_sentences().tolist()
+    emb = tagger_cfg.emb_dim
+    # frozen vectors make the features fixed, so they are computed once: per sentence its mean word vector
+    # (sentences, E) and per report its reason's (reports, E), the two halves of the (S, 2E) features, stored
+    # unpadded and apart (half the memory of whole feature rows)
+    cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def features(items: list[_Report], split: str, index: list[int]):
-        """(features (B, S, F), n_sentences (B,)); frozen vectors make the features fixed, so they are cached."""
+    def fill_cache(items: TaggerSplit) -> tuple[torch.Tensor, torch.Tensor]:
+        sentence_part = torch.zeros((len(items.focus), emb), device=device)
+        reason_part = torch.zeros((len(items) if tagger_cfg.use_r4v else 0, emb), device=device)
+        starts = items.report_starts.tolist()
+        with torch.no_grad():
+            for chunk in _batches(len(items), 256, None):
+                b = _to(batch_reports([items.report(i) for i in chunk], [items.r4v[i] for i in chunk]), device)
+                f = model.features(b["sentences"], b["r4v"])  # (B, S, F)
+                for j, i in enumerate(chunk):
+                    sentence_part[starts[i]: starts[i + 1]] = f[j, : starts[i + 1] - starts[i], :emb]
+                    if tagger_cfg.use_r4v:
+                        reason_part[i] = f[j, 0, emb:]
+        return sentence_part, reason_part
+
+    def features(items: TaggerSplit, split: str, index: list[int]):
+        """(features (B, S, F), n_sentences (B,))."""
         if not tagger_cfg.freeze_embeddings:
-            b = _to(batch_reports([items[i].sentences for i in index], [items[i].r4v for i in index]), device)
+            b = _to(batch_reports([items.report(i) for i in index], [items.r4v[i] for i in index]), device)
             return model.features(b["sentences"], b["r4v"]), b["n_sentences"]
         if split not in cache:
-            cache[split] = []
-            with torch.no_grad():
-                for chunk in _batches(len(items), 256, None):
-                    b = _to(batch_reports([items[i].sentences for i in chunk], [items[i].r4v for i in chunk]),
-                            device)
-                    f = model.features(b["sentences"], b["r4v"])  # (B, S, F)
-                    cache[split] += [f[j, : n] for j, n in enumerate(b["n_sentences"].tolist())]
-        rows = [cache[split][i] for i in index]
+            cache[split] = fill_cache(items)
+        sentence_part, reason_part = cache[split]
+        starts = items.report_starts
+        rows = [sentence_part[starts[i]: starts[i + 1]] for i in index]  # each (S_i, E)
+        if tagger_cfg.use_r4v:
+            rows = [torch.cat([r, reason_part[i].expand(len(r), emb)], dim=-1)
+                    for r, i in zip(rows, index, strict=True)]
         return (torch.nn.utils.rnn.pad_sequence(rows, batch_first=True),
                 torch.tensor([len(r) for r in rows], dtype=torch.long, device=device))
 
@@ -306,7 +571,8 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
             feats, n_sent = features(train, "train", index)
             labels = torch.full(feats.shape[:2], IGNORE, dtype=torch.long)  # (B, S)
             for j, i in enumerate(index):
-                labels[j, : len(train[i].focus)] = torch.tensor(train[i].focus)
+                focus = train.report_focus(i)
+                labels[j, : len(focus)] = torch.from_numpy(focus)
             loss = model.loss(model(feats, n_sent), labels.to(device))
             optimiser.zero_grad()
             loss.backward()
@@ -321,8 +587,9 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
                 feats, n_sent = features(dev, "dev", index)
                 focus = model(feats, n_sent).argmax(-1)  # (B, S)
                 for j, i in enumerate(index):
-                    gold += dev[i].focus
-                    pred += focus[j, : len(dev[i].focus)].tolist()
+                    truth = dev.report_focus(i).tolist()
+                    gold += truth
+                    pred += focus[j, : len(truth)].tolist()
         s = tagger_scores(gold, pred)
         return {"macro_f1": s.macro.f1, "focus_f1": s.focus.f1, "focus_precision": s.focus.precision,
                 "focus_recall": s.focus.recall, "accuracy": s.micro.f1, "sentences": s.sentences}
@@ -331,8 +598,8 @@ def _train_tagger(config: TrainConfig, tagger_cfg, reports: dict[str, list[_Repo
     return model.cpu(), result
 
 
-def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[_Row]], labels: list[str], callback,
-                      progress: bool, vectors):
+def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, ClassifierSplit], labels: list[str],
+                      callback, progress: bool, vectors):
     import torch
 
     from hiericd_core.evaluate import classifier_scores
@@ -347,11 +614,11 @@ def _train_classifier(config: TrainConfig, classifier_cfg, rows: dict[str, list[
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
     train, dev = rows["train"], rows["dev"]
-    lengths = [len(r.tokens) for r in train]
+    lengths = train.tokens.lengths().tolist()
 
-    def batch(items: list[_Row], index: list[int]) -> dict:
-        return _to(batch_sentences([items[i].tokens for i in index], [items[i].r4v for i in index],
-                                   [items[i].label for i in index], [items[i].mask for i in index]), device)
+    def batch(items: ClassifierSplit, index: list[int]) -> dict:
+        return _to(batch_sentences([items.tokens[i] for i in index], [items.r4v[i] for i in index],
+                                   items.labels[index].tolist(), [items.masks[i] for i in index]), device)
 
     def train_epoch(epoch: int) -> dict:
         sums, n = {"loss": 0.0, "cross_entropy": 0.0, "attention_loss": 0.0}, 0
@@ -403,22 +670,17 @@ def _read_stage(out_dir: Path, stage: str, before: str) -> dict:
 
 
 def _load_prepared(out_dir: Path, stage: str):
-    """What prepare wrote, the data set re-read and encoded with its vocabulary: ``(prepared, config, vocab,
-    vectors, tagged, rows)``. Encoding is cheap next to training, and deterministic, so each stage redoes it
-    rather than passing pickles around."""
-    import numpy as np
-
+    """What prepare wrote: ``(prepared, config, vocab, vectors)``. Each model stage then re-reads and encodes
+    the part of the data set it needs with the vocabulary: encoding is cheap next to training, and
+    deterministic, so it is redone rather than passed around in pickles."""
     from hiericd_core.embeddings import Vocabulary
 
     prepared = _read_stage(out_dir, "prepare", f"the {stage} stage")
     config = TrainConfig(**json.loads((out_dir / "train_config.json").read_text(encoding="utf-8")))
     vocab = Vocabulary.load(out_dir / "vocab.json")
     vectors = np.load(out_dir / "vectors.npy", allow_pickle=False)
-    sentences, reports, _, _ = read_dataset(Path(prepared["dataset_dir"]))
-    labels = prepared["labels"]
-    tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)},
-                           prepared["r4v_available"], config.max_tokens)
-    return prepared, config, vocab, vectors, tagged, rows
+    check_dataset(Path(prepared["dataset_dir"]))
+    return prepared, config, vocab, vectors
 
 
 def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None) -> dict:
@@ -443,21 +705,20 @@ def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainCon
     config = config or TrainConfig()
     dataset_dir, out_dir = Path(dataset_dir).resolve(), Path(out_dir)
     clock = time.perf_counter()
-    sentences, reports, label_space, manifest = read_dataset(dataset_dir)
+    check_dataset(dataset_dir)
+    label_space = json.loads((dataset_dir / "label_space.json").read_text(encoding="utf-8"))
+    manifest = json.loads((dataset_dir / "manifest.json").read_text(encoding="utf-8"))
     labels = list(label_space["codes"])
     if not labels:
         raise TrainError(f"{dataset_dir}: the label space is empty; lower min_count when building the data set")
 
     with torch_threads(config.threads, deterministic=True):
-        train_ids = {r for r, s in zip(reports["report_id"], reports["split"], strict=True) if s == "train"}
-        r4v_available = any(toks for rid, toks in zip(reports["report_id"], reports["r4v_tokens"], strict=True)
-                            if rid in train_ids)
+        r4v_available = _train_reasons(dataset_dir)
         variant = config.variant if r4v_available else without_r4v(config.variant)
 
-        # words: vocabulary from the training split, vectors trained or read
-        train_tokens = [t for t, s in zip(sentences["tokens"], sentences["split"], strict=True) if s == "train"]
-        train_tokens += [t for rid, t in zip(reports["report_id"], reports["r4v_tokens"], strict=True)
-                         if rid in train_ids and t]
+        # words: vocabulary from the training split, vectors trained or read; the tokens are streamed from
+        # the Parquet files on each pass, never held in memory
+        train_tokens = TrainingTokens(dataset_dir)
         vocab = Vocabulary.build(train_tokens, config.min_freq)
         if config.vectors_path:
             vectors, vectors_info = load_vectors(config.vectors_path, vocab, config.seed)
@@ -468,14 +729,12 @@ def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainCon
             vectors_info = {"trained": asdict(w2v)}
         config = replace(config, emb_dim=int(vectors.shape[1]))
 
-    tagged, rows = _encode(sentences, reports, vocab, {c: i for i, c in enumerate(labels)}, r4v_available,
-                           config.max_tokens)
-    for split in ("train", "dev"):
-        if not tagged[split] or not rows[split]:
-            raise TrainError(f"{dataset_dir}: the {split} split has {len(tagged[split])} reports and "
-                             f"{len(rows[split])} classifier rows; build the data set from more reports")
-    n_focus = sum(sum(r.focus) for r in tagged["train"])
-    n_other = sum(len(r.focus) for r in tagged["train"]) - n_focus
+    counts = _count_rows(dataset_dir)
+    for split in TRAINED_SPLITS:
+        if not counts[split]["reports"] or not counts[split]["classifier_rows"]:
+            raise TrainError(f"{dataset_dir}: the {split} split has {counts[split]['reports']} reports and "
+                             f"{counts[split]['classifier_rows']} classifier rows; build the data set from more "
+                             "reports")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("tagger.pt", "classifier.pt", "metrics.json", f"{STAGES_DIR}/tagger.json",
@@ -495,8 +754,7 @@ def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainCon
         "tagger_uses_r4v": config.tagger_r4v and r4v_available,
         "vocab_size": len(vocab),
         "vectors": vectors_info,
-        "train": {"reports": len(tagged["train"]), "sentences": n_focus + n_other, "focus_sentences": n_focus,
-                  "classifier_rows": len(rows["train"])},
+        "train": counts["train"],
         "seconds": time.perf_counter() - clock,
     }
     atomic_write_json(_stage_file(out_dir, "prepare"), prepared)
@@ -516,7 +774,8 @@ def tagger_stage(out_dir: str | Path, callback: Callback | None = None, progress
 
     out_dir = Path(out_dir)
     clock = time.perf_counter()
-    prepared, config, vocab, vectors, tagged, _ = _load_prepared(out_dir, "tagger")
+    prepared, config, vocab, vectors = _load_prepared(out_dir, "tagger")
+    tagged = read_tagger_splits(Path(prepared["dataset_dir"]), vocab, prepared["r4v_available"], config.max_tokens)
     n_focus = prepared["train"]["focus_sentences"]
     # CUDA's index backward is not deterministic: there, runs differ in the last digits
     with torch_threads(config.threads, deterministic=torch_device(config).type == "cpu"):
@@ -542,8 +801,10 @@ def classifier_stage(out_dir: str | Path, callback: Callback | None = None, prog
 
     out_dir = Path(out_dir)
     clock = time.perf_counter()
-    prepared, config, vocab, vectors, _, rows = _load_prepared(out_dir, "classifier")
+    prepared, config, vocab, vectors = _load_prepared(out_dir, "classifier")
     labels, variant = prepared["labels"], prepared["variant"]
+    rows = read_classifier_splits(Path(prepared["dataset_dir"]), vocab, {c: i for i, c in enumerate(labels)},
+                                  prepared["r4v_available"], config.max_tokens)
     with torch_threads(config.threads, deterministic=torch_device(config).type == "cpu"):
         classifier_cfg = ClassifierConfig(variant=variant, vocab_size=len(vocab), emb_dim=config.emb_dim,
                                           hidden=config.classifier_hidden, attention_size=config.attention_size,

@@ -15,6 +15,18 @@ a round's split placed (``manifest.json``'s ``config.round_splits``) get a
 null ``in_<split>``, and when no report was placed by the hash the bounds are
 [0, 1] (the rounds, not chance, fix the shares).
 
+The sentence table is validated in chunks of whole reports
+(``SENTENCE_CHUNK`` rows or a little more), so a data set larger than memory
+validates: every expectation runs on every row, chunk by chunk, and the
+outcomes are summed (rows checked, rows failing, the first failing rows). The
+checks that span rows stay exact because a report never straddles two
+chunks: one pass over the ``report_id`` column first makes sure each report's
+rows are consecutive (the builder writes them so) and counts them for
+``reports.parquet``'s ``sentence_rows``; a file whose reports are scattered
+is validated whole, as one chunk. The report table and the label space (a
+row per report or code) are validated whole. The Data Docs show one
+validation run per chunk.
+
 GX runs in an in-memory context: no files besides the Data Docs site (when a
 folder is given), no progress bars, no analytics, and its INFO logging muted.
 """
@@ -36,6 +48,7 @@ from hiericd_core.datasets import SPLITS
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
 DOCS_SITE = "hiericd"
 MAX_FAILING_ROWS = 10
+SENTENCE_CHUNK = 200_000  # sentence rows validated at a time (whole reports)
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 
 
@@ -152,7 +165,7 @@ def validate_dataset(folder: Path, docs_dir: Path | None = None, *, suites_dir: 
     if not suites:
         raise FileNotFoundError(f"no expectation suites (*.json) in {suites_dir}")
     label_space = _read_label_space(folder / "label_space.json")
-    frames = table_frames(folder, label_space)
+    frames = _chunked_frames(folder, label_space)
     parameters = {"min_count": label_space["min_count"]}
     reports, round_splits = frames["reports.parquet"], _round_splits(folder)
     n_hash = len(reports)
@@ -189,22 +202,85 @@ def split_share_bounds(n_reports: int, fractions=DEFAULT_FRACTIONS, z: float = 3
     return bounds
 
 
-def table_frames(folder: Path, label_space: dict) -> dict:
-    """The tables the suites validate, keyed by file name, with the derived columns added."""
+class SentenceChunks:
+    """The sentence table's frames (derived columns added), a chunk of whole reports at a time; re-iterable."""
+
+    def __init__(self, path: Path, sizes: list[int], reports, label_codes: list[str]):
+        self.path, self.sizes, self.reports, self.label_codes = path, sizes, reports, label_codes
+
+    def __iter__(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.path) as handle:
+            schema = handle.schema_arrow
+            batches = handle.iter_batches(batch_size=65_536)
+            held, rows = [], 0
+            for size in self.sizes:
+                while rows < size:
+                    batch = next(batches)
+                    held.append(batch)
+                    rows += batch.num_rows
+                table = pa.Table.from_batches(held, schema=schema)
+                yield _sentence_frame(table.slice(0, size), self.reports, self.label_codes)
+                rest = table.slice(size)
+                held, rows = rest.to_batches(), rest.num_rows
+
+
+def _report_runs(path: Path) -> dict | None:
+    """Rows per report id, in file order, when each report's rows are consecutive; else None."""
     import pyarrow.parquet as pq
 
-    tables = {}
+    with pq.ParquetFile(path) as handle:
+        if "report_id" not in handle.schema_arrow.names:
+            return None
+        runs: dict = {}
+        last = object()
+        for batch in handle.iter_batches(batch_size=65_536, columns=["report_id"]):
+            for rid in batch.column(0).to_pylist():
+                if rid != last:
+                    if rid in runs:
+                        return None
+                    runs[rid], last = 0, rid
+                runs[rid] += 1
+    return runs
+
+
+def _chunk_sizes(runs: dict, chunk: int) -> list[int]:
+    """Cut consecutive report runs into chunks of at least ``chunk`` rows (the last may be smaller)."""
+    sizes, size = [], 0
+    for n in runs.values():
+        size += n
+        if size >= chunk:
+            sizes.append(size)
+            size = 0
+    return sizes + [size] if size or not sizes else sizes
+
+
+def _chunked_frames(folder: Path, label_space: dict) -> dict:
+    """The tables the suites validate, keyed by file name, with the derived columns added: the report table
+    and label space whole, the sentence table as :class:`SentenceChunks`."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
     for name in ("sentences.parquet", "reports.parquet"):
-        path = folder / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: build the data set with `hiericd datasets`")
-        tables[name] = pq.read_table(path)
-    reports = _report_frame(tables["reports.parquet"], _round_splits(folder))
-    sentences = _sentence_frame(tables["sentences.parquet"], reports, label_space["codes"])
-    if "report_id" in reports and "report_id" in sentences:
-        reports["sentence_rows"] = reports["report_id"].map(sentences["report_id"].value_counts()).fillna(0)
-    return {"sentences.parquet": sentences, "reports.parquet": reports,
-            "label_space.json": _label_space_frame(label_space)}
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} is missing: build the data set with `hiericd datasets`")
+    path = folder / "sentences.parquet"
+    reports = _report_frame(pq.read_table(folder / "reports.parquet"), _round_splits(folder))
+    runs = _report_runs(path)
+    if runs is not None:
+        sizes = _chunk_sizes(runs, SENTENCE_CHUNK)
+    else:  # scattered reports (or no report_id): one chunk, the whole table
+        with pq.ParquetFile(path) as handle:
+            sizes, names = [handle.metadata.num_rows], handle.schema_arrow.names
+        if "report_id" in names:
+            runs = Counter(pq.read_table(path, columns=["report_id"]).column(0).to_pylist())
+    if runs is not None and "report_id" in reports:
+        reports["sentence_rows"] = reports["report_id"].map(runs).fillna(0)
+    return {"sentences.parquet": SentenceChunks(path, sizes, reports, label_space["codes"]),
+            "reports.parquet": reports, "label_space.json": _label_space_frame(label_space)}
 
 
 def _sentence_frame(table, reports, label_codes: list[str]):
@@ -398,21 +474,24 @@ def _run_suites(suites: dict[Path, dict], frames: dict, parameters: dict, docs_d
     outcomes = []
     for path, suite in suites.items():
         meta = suite["meta"]["hiericd"]
-        frame = frames[meta["table"]]
-        row_id = [column for column in meta.get("row_id", []) if column in frame]
+        table = frames[meta["table"]]
         batch = source.add_dataframe_asset(name=suite["name"]).add_batch_definition_whole_dataframe("table")
         gx_suite = context.suites.add(_gx_suite(gx, suite, path))
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite["name"], data=batch, suite=gx_suite))
-        result = definition.run(
-            batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
-            # no unexpected_index_column_names: GX then looks up every failing row cell by cell (minutes when
-            # a whole column fails); it returns frame index labels instead, and _outcome reads the rows
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_FAILING_ROWS,
-                           "return_unexpected_index_query": False})
         order = {expectation.id: index for index, expectation in enumerate(gx_suite.expectations)}
-        ordered = sorted(result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
-        outcomes += [_outcome(suite["name"], r, frame, row_id) for r in ordered]
+        per_chunk = []
+        for frame in (table if isinstance(table, SentenceChunks) else [table]):
+            row_id = [column for column in meta.get("row_id", []) if column in frame]
+            result = definition.run(
+                batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
+                # no unexpected_index_column_names: GX then looks up every failing row cell by cell (minutes when
+                # a whole column fails); it returns frame index labels instead, and _outcome reads the rows
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_FAILING_ROWS,
+                               "return_unexpected_index_query": False})
+            ordered = sorted(result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+            per_chunk.append([_outcome(suite["name"], r, frame, row_id) for r in ordered])
+        outcomes += [_combine(chunks) for chunks in zip(*per_chunk, strict=True)]
     if docs_dir is not None:
         for stale in ("validations", "expectations"):  # pages of earlier runs (GX names them by run time)
             shutil.rmtree(Path(docs_dir) / stale, ignore_errors=True)
@@ -437,6 +516,25 @@ def _outcome(suite: str, result, frame, row_id: list[str]) -> ExpectationOutcome
     mismatched = (details.get("details") or {}).get("mismatched")
     outcome.observed = _plain(mismatched if mismatched else details.get("observed_value"))
     return outcome
+
+
+def _combine(chunks: tuple[ExpectationOutcome, ...]) -> ExpectationOutcome:
+    """One expectation's outcome over all chunks: counts summed, the first failing rows, the first failure's
+    observed value and error."""
+    failed = [c for c in chunks if not c.success]
+    first = failed[0] if failed else chunks[0]
+    if len(chunks) == 1:
+        return first
+    combined = ExpectationOutcome(suite=first.suite, name=first.name, success=not failed,
+                                  description=first.description, observed=first.observed, error=first.error)
+    if first.element_count is not None:
+        combined.element_count = sum(c.element_count or 0 for c in chunks)
+        combined.unexpected_count = sum(c.unexpected_count or 0 for c in chunks)
+    for chunk in chunks:
+        room = MAX_FAILING_ROWS - len(combined.failing_rows)
+        combined.failing_rows += chunk.failing_rows[:room]
+        combined.failing_values += chunk.failing_values[:room]
+    return combined
 
 
 def _domain_columns(kwargs: dict) -> list[str]:

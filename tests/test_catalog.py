@@ -59,3 +59,4 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
         atomic_write_text(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["f.txt"]
+

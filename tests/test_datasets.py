@@ -266,3 +266,43 @@ def test_cli_split_by_round_on_the_codiesp_sample(tmp_path, monkeypatch):
     assert json.loads((out / "validation.json").read_text())["success"] is True
     bad = runner.invoke(app, ["datasets", str(rounds[0]), "--split-by-round", "cs-train"])
     assert bad.exit_code == 2 and "write ROUND_ID=SPLIT" in bad.output and "Traceback" not in bad.output
+
+
+def test_batched_build_writes_what_one_whole_table_write_would(tmp_path, monkeypatch):
+    """Reports read 3 at a time and row groups of 10 rows: the files hold the same rows as the default build,
+    and the same bytes as writing each whole table at once with 10-row groups (as the builder did before it
+    built in batches); the version is the hash of those bytes."""
+    import hashlib
+
+    import pyarrow as pa
+
+    from hiericd_core import datasets
+
+    two_codes = IDC + "T2\tDiagnosis 41 57\tductal carcinoma\n#2\tAnnotatorNotes T2\tD24.2\n"  # same sentence
+    chosen = {i: two_codes if i % 5 == 0 else NEVUS if i % 7 == 0 else IDC for i in range(23)}
+    reports = {f"R{i:02d}": (TEXT, ann, ann if i != 22 else NEVUS) for i, ann in chosen.items()}  # R22 pending
+    src = merged(tmp_path, make_round(tmp_path / "r", "r", reports))
+    config = DatasetConfig(min_count=2, workers=1)
+    whole = build_dataset([src], config)
+    monkeypatch.setattr(datasets, "READ_CHUNK", 3)
+    monkeypatch.setattr(datasets, "ROW_GROUP", 10)
+    batched = build_dataset([src], config)
+    assert batched.sentences == whole.sentences and batched.reports == whole.reports
+    assert batched.label_space == whole.label_space and batched.manifest == whole.manifest
+    out = write_dataset(batched, tmp_path / "ds")
+    sentence_schema, report_schema = datasets._schemas()
+    expected = {}
+    for name, columns, schema in (("sentences.parquet", whole.sentences, sentence_schema),
+                                  ("reports.parquet", whole.reports, report_schema)):
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pydict(columns, schema=schema), buffer, compression="zstd", row_group_size=10)
+        expected[name] = buffer.getvalue().to_pybytes()
+        assert (out / name).read_bytes() == expected[name], name
+    groups = pq.ParquetFile(out / "sentences.parquet").metadata
+    assert groups.num_rows == 22 * 4 and groups.num_row_groups == math.ceil(22 * 4 / 10)
+    assert sum(batched.sentences["multi_code"]) == 5 and batched.manifest["left_out_reports"] == {
+        "pending adjudication": 1}
+    label_space = (out / "label_space.json").read_bytes()
+    version = hashlib.sha256(expected["sentences.parquet"] + expected["reports.parquet"] + label_space)
+    assert json.loads((out / "manifest.json").read_text())["version"] == version.hexdigest()[:16] == \
+        batched.manifest["version"]

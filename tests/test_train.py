@@ -254,3 +254,58 @@ def test_device_setting_is_checked():
     if not torch.cuda.is_available():
         with pytest.raises(TrainError, match="torch sees no GPU"):
             torch_device(TrainConfig(device="cuda"))
+
+
+def test_batched_reading_encodes_as_row_by_row_does(dataset, monkeypatch):
+    """Reading in Arrow batches (7 rows, so reports straddle batches) gives, per split and in data set order,
+    the token ids ``Vocabulary.encode`` gives sentence by sentence from the whole table."""
+    from hiericd_core import train
+    from hiericd_core.embeddings import Vocabulary
+
+    monkeypatch.setattr(train, "READ_BATCH", 7)
+    table = pq.read_table(dataset / "sentences.parquet").to_pylist()
+    reasons = {r["report_id"]: r["r4v_tokens"] for r in pq.read_table(dataset / "reports.parquet").to_pylist()}
+    vocab = Vocabulary.build([r["tokens"] for r in table if r["split"] == "train"], min_freq=2)
+    labels = {c: i for i, c in enumerate(json.loads((dataset / "label_space.json").read_text())["codes"])}
+    tagged = train.read_tagger_splits(dataset, vocab, use_r4v=True, max_tokens=5)
+    rows = train.read_classifier_splits(dataset, vocab, labels, use_r4v=True, max_tokens=5)
+    for split in ("train", "dev"):
+        mine = [r for r in table if r["split"] == split]
+        reports = list(dict.fromkeys(r["report_id"] for r in mine))
+        assert len(tagged[split]) == len(reports)
+        got = [s.tolist() for i in range(len(reports)) for s in tagged[split].report(i)]
+        assert got == [vocab.encode(r["tokens"], 5) or [0] for r in mine]
+        assert tagged[split].focus.tolist() == [int(r["is_focus"]) for r in mine]
+        assert [tagged[split].r4v[i].tolist() for i in range(len(reports))] == [vocab.encode(reasons[r], 5)
+                                                                                for r in reports]
+        chosen = [r for r in mine if r["classifier_row"]]
+        assert rows[split].labels.tolist() == [labels[r["codes"][0]] for r in chosen]
+        assert [rows[split].tokens[i].tolist() for i in range(len(chosen))] == [vocab.encode(r["tokens"], 5) or [0]
+                                                                                for r in chosen]
+        assert [rows[split].masks[i].tolist() for i in range(len(chosen))] == [
+            r["attention_mask"][: len(vocab.encode(r["tokens"], 5) or [0])] for r in chosen]
+        assert [rows[split].r4v[i].tolist() for i in range(len(chosen))] == [vocab.encode(reasons[r["report_id"]], 5)
+                                                                             for r in chosen]
+
+
+def test_training_tokens_are_streamed_again_on_each_pass(dataset, monkeypatch):
+    from hiericd_core import train
+
+    monkeypatch.setattr(train, "READ_BATCH", 50)
+    sentences = pq.read_table(dataset / "sentences.parquet", columns=["split", "tokens"]).to_pylist()
+    reports = pq.read_table(dataset / "reports.parquet", columns=["split", "r4v_tokens"]).to_pylist()
+    expected = ([r["tokens"] for r in sentences if r["split"] == "train"]
+                + [r["r4v_tokens"] for r in reports if r["split"] == "train" and r["r4v_tokens"]])
+    corpus = train.TrainingTokens(dataset)
+    assert list(corpus) == expected and list(corpus) == expected
+
+
+def test_sentences_out_of_order_are_refused(dataset, tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    for name in ("reports.parquet", "label_space.json", "manifest.json"):
+        (folder / name).write_bytes((dataset / name).read_bytes())
+    table = pq.read_table(dataset / "sentences.parquet")
+    pq.write_table(table.take(list(range(table.num_rows - 1, -1, -1))), folder / "sentences.parquet")
+    with pytest.raises(TrainError, match=r"not in \(report_id, sentence_idx\) order .*rebuild the data set"):
+        prepare_stage(folder, tmp_path / "model", TINY)

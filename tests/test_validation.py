@@ -285,3 +285,56 @@ def test_mixed_splits_check_only_the_hash_split_reports(dataset, tmp_path):
     # the bounds use n = n_train + n_dev (split_share_bounds by hand)
     half = 3.29 * math.sqrt(0.7 * 0.3 / (n_train + n_dev))
     assert f"min_value={0.7 - half:.4g}" in share(report.results, "train").name
+
+
+UNIQUE_ROW = "expect_compound_columns_to_be_unique(column_list=['report_id', 'sentence_idx'])"
+
+
+def test_chunk_sizes_cut_between_reports_by_hand():
+    from hiericd_core.validation import _chunk_sizes
+
+    runs = {"a": 3, "b": 2, "c": 4, "d": 1}
+    assert _chunk_sizes(runs, 5) == [5, 5]  # a+b, c+d
+    assert _chunk_sizes(runs, 3) == [3, 6, 1]  # a, b+c, d
+    assert _chunk_sizes(runs, 100) == [10]
+    assert _chunk_sizes({}, 5) == [0]  # an empty table is one empty chunk
+
+
+def test_chunked_validation_sums_what_whole_validation_finds(dataset, tmp_path, monkeypatch):
+    """Chunks of ~400 rows (a dozen or more): the counts add up to the whole table's, and a fault far down the
+    table is reported with its row, as whole-table validation reports it."""
+    from hiericd_core import validation
+
+    holder = {}
+
+    def shorten_late_row(rows):
+        index = max(i for i, r in enumerate(rows) if len(r["tokens"]) > 2 and r["attention_mask"][-1] == 0)
+        rows[index]["attention_mask"] = rows[index]["attention_mask"][:-1]
+        holder.update(rows[index])
+
+    folder = corrupt(dataset, tmp_path, "sentences.parquet", shorten_late_row)
+    whole = validate_dataset(folder)
+    n_rows = pq.ParquetFile(folder / "sentences.parquet").metadata.num_rows
+    monkeypatch.setattr(validation, "SENTENCE_CHUNK", 400)
+    assert len(validation._chunked_frames(folder, json.loads((folder / "label_space.json").read_text()))[
+        "sentences.parquet"].sizes) >= n_rows // 400
+    chunked = validate_dataset(folder)
+    assert [(o.name, o.success, o.element_count, o.unexpected_count, o.failing_rows, o.failing_values)
+            for o in chunked.results] == [(o.name, o.success, o.element_count, o.unexpected_count, o.failing_rows,
+                                           o.failing_values) for o in whole.results]
+    (failure,) = chunked.failures
+    assert failure.name == MASK_LENGTH and failure.unexpected_count == 1
+    assert failure.failing_rows == [{"report_id": holder["report_id"], "sentence_idx": holder["sentence_idx"]}]
+    not_null = next(o for o in chunked.results
+                    if o.suite == "sentences" and o.name == "expect_column_values_to_not_be_null(column=report_id)")
+    assert not_null.element_count == n_rows
+
+
+def test_a_duplicate_row_away_from_its_report_is_caught(dataset, tmp_path, monkeypatch):
+    """A copy of the first row at the end scatters its report: validated whole, the duplicate is found even
+    with chunks far smaller than the table."""
+    from hiericd_core import validation
+
+    monkeypatch.setattr(validation, "SENTENCE_CHUNK", 400)
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", lambda rows: rows.append(rows[0])))
+    assert UNIQUE_ROW in names
