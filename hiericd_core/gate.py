@@ -8,10 +8,9 @@ champion scored on the same held-out reports.
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["GateConfig", "GateError", "apply_rules", "code_f1"]
@@ -75,22 +74,12 @@ class GateConfig:
         Raises:
             GateError: unreadable TOML or an unknown key (the message names the file and key).
         """
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise GateError(f"{path}: cannot read the gate config ({exc})") from exc
-        data = data.get("gate", data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GateError(f"{path}: unknown gate setting(s) {', '.join(unknown)}; "
-                                f"known ones are {', '.join(sorted(known))}")
+        from hiericd_core.settings import read_settings
+
+        data = read_settings(path, "gate", cls, GateError, "gate", paths=("reference_set",))
         for key in ("min_kappa", "beat_baseline"):
             if data.get(key) in ("", "none"):  # TOML has no null
                 data[key] = None
-        if data.get("reference_set") and not Path(data["reference_set"]).is_absolute():
-            data["reference_set"] = str(path.parent / data["reference_set"])
         return cls(**data)
 
 

@@ -47,9 +47,8 @@ from __future__ import annotations
 import copy
 import json
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -111,19 +110,9 @@ class TrainConfig:
         Raises:
             TrainError: unreadable TOML or an unknown key (the message names the file and key).
         """
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise TrainError(f"{path}: cannot read the training config ({exc})") from exc
-        data = data.get("train", data)
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TrainError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
-                             f"known ones are {', '.join(sorted(known))}")
-        if data.get("vectors_path") and not Path(data["vectors_path"]).is_absolute():
-            data["vectors_path"] = str(path.parent / data["vectors_path"])
+        from hiericd_core.settings import read_settings
+
+        data = read_settings(path, "train", cls, TrainError, "training", paths=("vectors_path",))
         return cls(**data)
 
 
