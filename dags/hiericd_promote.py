@@ -47,17 +47,12 @@ def hiericd_promote():
         from hiericd_core import pipeline
         from hiericd_core.catalog import Catalog
 
-        dataset = params["dataset_dir"]
         events = list(triggering_asset_events[CHALLENGER]) if triggering_asset_events else []
-        if not dataset and events:
-            dataset = (events[-1].extra or {}).get("dataset_dir", "")
-        if not dataset:
-            newest = pipeline.latest_dataset(Catalog.from_env())
-            if newest is None:
-                raise AirflowFailException("no data set in the catalog to score the challenger on; "
-                                           "trigger with params {'dataset_dir': '/path/to/dataset'}")
-            dataset = str(newest)
-        return dataset
+        dataset = pipeline.choose_dataset(params["dataset_dir"], [e.extra or {} for e in events], Catalog.from_env())
+        if dataset is None:
+            raise AirflowFailException("no data set in the catalog to score the challenger on; "
+                                       "trigger with params {'dataset_dir': '/path/to/dataset'}")
+        return str(dataset)
 
     @task(retries=1, retry_delay=timedelta(minutes=1), execution_timeout=timedelta(hours=2))
     def gate(dataset: str, params=None) -> dict:

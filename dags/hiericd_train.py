@@ -64,16 +64,12 @@ def hiericd_train():
         from hiericd_core.catalog import Catalog
 
         catalog = Catalog.from_env().ensure()
-        dataset = params["dataset_dir"]
         events = list(triggering_asset_events[DATASETS]) if triggering_asset_events else []
-        if not dataset and events:
-            dataset = (events[-1].extra or {}).get("dataset_dir", "")
-        if not dataset:
-            newest = pipeline.latest_dataset(catalog)
-            if newest is None:
-                raise AirflowFailException(f"no data set in {catalog.datasets}; run hiericd_round first or "
-                                           "trigger with params {'dataset_dir': '/path/to/dataset'}")
-            dataset = str(newest)
+        chosen = pipeline.choose_dataset(params["dataset_dir"], [e.extra or {} for e in events], catalog)
+        if chosen is None:
+            raise AirflowFailException(f"no data set in {catalog.datasets}; run hiericd_round first or "
+                                       "trigger with params {'dataset_dir': '/path/to/dataset'}")
+        dataset = str(chosen)
         manifest_file = Path(dataset) / "manifest.json"
         if not manifest_file.is_file():
             raise AirflowFailException(f"{dataset}: not a data set folder (no manifest.json); "

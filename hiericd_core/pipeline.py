@@ -187,6 +187,14 @@ def train_config(config_file: str | Path | None = None, overrides: dict | None =
         raise TrainError(f"bad training setting: {exc}") from exc
 
 
+def choose_dataset(given: str | Path | None, event_extras: list[dict], catalog: Catalog) -> Path | None:
+    """The data set a run works on: the one given, else the one the last triggering event names, else the newest."""
+    if given:
+        return Path(given)
+    named = (event_extras[-1] if event_extras else {}).get("dataset_dir")
+    return Path(named) if named else latest_dataset(catalog)
+
+
 def latest_dataset(catalog: Catalog) -> Path | None:
     """The data set folder of the catalog written last (its manifest is written last), or None."""
     manifests = [m for m in catalog.datasets.glob("*/manifest.json") if m.is_file()]

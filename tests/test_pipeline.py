@@ -106,3 +106,19 @@ def test_merge_agreement_and_report_on_the_shared_two_annotator_fixture(tmp_path
     assert figures["span_f1"]["instance"]["mean"] == pytest.approx(0.787879, abs=1e-6)
     html = Path(assessed["report"]).read_text()
     assert "agree-2" in html and "ann1" in html
+
+
+def test_choose_dataset_given_then_event_then_newest(tmp_path):
+    import os
+    import time
+
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    assert pipeline.choose_dataset("", [], catalog) is None
+    for name in ("old", "new"):
+        (catalog.datasets / name).mkdir(parents=True)
+        (catalog.datasets / name / "manifest.json").write_text("{}")
+        time.sleep(0.01)
+    os.utime(catalog.datasets / "old" / "manifest.json", ns=(1, 1))  # written long ago
+    assert pipeline.choose_dataset("", [], catalog) == catalog.datasets / "new"
+    assert pipeline.choose_dataset("", [{"dataset_dir": "/x/a"}, {"dataset_dir": "/x/b"}], catalog) == Path("/x/b")
+    assert pipeline.choose_dataset("/given", [{"dataset_dir": "/x/b"}], catalog) == Path("/given")
