@@ -85,10 +85,6 @@ def _train_variant(dataset_dir: Path, out_dir: Path, config: TrainConfig, varian
             "metrics": metrics, "seconds": time.perf_counter() - clock}
 
 
-def _train_variant_job(args: tuple) -> dict:  # a worker process's entry point (picklable)
-    return _train_variant(*args)
-
-
 def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
                    variants: Sequence[str] = VARIANTS, share_tagger: bool = True, progress: bool = False,
                    log: Callable[[str], None] | None = None, jobs: int = 1) -> dict[str, dict]:
@@ -137,11 +133,12 @@ def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainCo
     if jobs > 1 and len(todo) > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from itertools import repeat
 
         # spawn: torch (and CUDA) must not be forked after initialisation
         with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = pool.map(_train_variant_job,
-                               [(dataset_dir, out_dir, config, v, first, False) for v in todo])
+            results = pool.map(_train_variant, repeat(dataset_dir), repeat(out_dir), repeat(config), todo,
+                               repeat(first), repeat(False))
             for variant, info in zip(todo, results, strict=True):
                 record(variant, info)
     else:

@@ -500,10 +500,6 @@ def _print_problems(problems: list[dict]) -> None:
         console.print(f"  {p['file']}{line}{reason}", highlight=False, soft_wrap=True)
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 @app.command()
 @user_errors
 def ablation(
@@ -516,14 +512,15 @@ def ablation(
     jobs: Annotated[int, typer.Option(min=1, help="variants trained at once after the first (worker processes)")] = 1,
 ):
     """Train the five classifier variants of the paper's Table 4 and compare them (table + plot)."""
+    from hiericd_core import pipeline
     from hiericd_core.ablation import AblationError, run_ablation
     from hiericd_core.models.classifier import VARIANTS
-    from hiericd_core.train import TrainConfig, TrainError
+    from hiericd_core.train import TrainError
 
     if not (dataset / "manifest.json").is_file():
         raise UserError(f"{dataset}: not a data set folder (no manifest.json); build one with hiericd datasets")
     try:
-        settings = TrainConfig.from_toml(config) if config else TrainConfig()
+        settings = pipeline.train_config(config)
         result = run_ablation(dataset, out, settings, tuple(variant or VARIANTS), split,
                               progress=sys.stderr.isatty(), log=lambda line: err.print(line, highlight=False),
                               jobs=jobs)

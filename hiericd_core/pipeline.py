@@ -101,23 +101,22 @@ def merged_rounds(catalog: Catalog, like: str | Path | None = None) -> list[Path
     code system: a Spanish round and an English one make no data set together.
     A folder without a readable ``brat/round.toml`` (written by the merge) is skipped.
     """
-    import tomllib
+    from hiericd_core.rounds import RoundConfig, RoundError
 
-    def info(folder: Path) -> dict | None:
+    def config(folder: Path) -> RoundConfig | None:
+        toml = folder / "brat" / "round.toml"
         try:
-            return tomllib.loads((folder / "brat" / "round.toml").read_text(encoding="utf-8"))["round"]
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError):
+            return RoundConfig.from_toml(toml, default_id=folder.name) if toml.is_file() else None
+        except (OSError, RoundError):
             return None
 
     root = catalog.root / "merged"
-    rounds = {f: info(f) for f in sorted(root.iterdir()) if f.is_dir()} if root.is_dir() else {}
+    rounds = {f: config(f) for f in sorted(root.iterdir()) if f.is_dir()} if root.is_dir() else {}
     rounds = {f: r for f, r in rounds.items() if r is not None}
-    if like is not None:
-        want = info(Path(like))
-        if want is not None:
-            key = (want.get("language", "en"), want.get("code_system"))
-            rounds = {f: r for f, r in rounds.items() if (r.get("language", "en"), r.get("code_system")) == key}
-    return sorted(rounds, key=lambda f: (str(rounds[f].get("date", "")), str(rounds[f].get("id", f.name))))
+    want = config(Path(like)) if like is not None else None
+    if want is not None:
+        rounds = {f: r for f, r in rounds.items() if (r.language, r.code_system) == (want.language, want.code_system)}
+    return sorted(rounds, key=lambda f: (rounds[f].date, rounds[f].id))
 
 
 def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
@@ -157,11 +156,9 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path 
 
     ``config`` (a :class:`~hiericd_core.train.TrainConfig`) wins over ``config_file``.
     """
-    from hiericd_core.train import TrainConfig, train_model
+    from hiericd_core.train import train_model
 
-    if config is None:
-        config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    metrics = train_model(dataset_dir, out_dir, config, progress=progress)
+    metrics = train_model(dataset_dir, out_dir, config or train_config(config_file), progress=progress)
     return {"model": str(out_dir), "metrics": metrics}
 
 
@@ -177,8 +174,8 @@ def train_config(config_file: str | Path | None = None, overrides: dict | None =
 
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     overrides = dict(overrides or {})
-    known = {f.name: f for f in fields(TrainConfig)}
-    unknown = sorted(set(overrides) - set(known))
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - known)
     if unknown:
         raise TrainError(f"unknown training setting(s) {', '.join(unknown)}; known ones are {', '.join(sorted(known))}")
     try:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from test_train import TINY, small_dataset
+from test_train import TINY, copy_without, small_dataset
 from typer.testing import CliRunner
 
 from hiericd_core.ablation import AblationError, run_ablation
@@ -99,10 +99,7 @@ def test_variants_trained_in_worker_processes_are_the_same_models(ablation, data
 
 
 def test_without_reasons_for_visit_the_r4v_variants_are_not_trained_twice(dataset, tmp_path):
-    ds = tmp_path / "ds"
-    ds.mkdir()
-    for name in ("sentences.parquet", "label_space.json", "manifest.json"):
-        (ds / name).write_bytes((dataset / name).read_bytes())
+    ds = copy_without(dataset, tmp_path / "ds", "reports.parquet")
     reports = pq.read_table(dataset / "reports.parquet")
     reports = reports.set_column(reports.schema.get_field_index("r4v_tokens"), "r4v_tokens",
                                  pa.array([[] for _ in range(reports.num_rows)], type=pa.list_(pa.string())))

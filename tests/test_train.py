@@ -42,6 +42,15 @@ def small_dataset(tmp_path_factory) -> Path:
     return tmp / "ds"
 
 
+def copy_without(dataset: Path, folder: Path, left_out: str) -> Path:
+    """``folder``: a copy of the data set's files but ``left_out``, which the test writes itself."""
+    folder.mkdir()
+    for name in ("sentences.parquet", "reports.parquet", "label_space.json", "manifest.json"):
+        if name != left_out:
+            (folder / name).write_bytes((dataset / name).read_bytes())
+    return folder
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     return small_dataset(tmp_path_factory)
@@ -141,10 +150,7 @@ def test_prepare_again_clears_the_last_run(trained, dataset, tmp_path):
 
 
 def test_a_data_set_without_reasons_for_visit_falls_back(dataset, tmp_path):
-    ds = tmp_path / "ds"
-    ds.mkdir()
-    for name in ("sentences.parquet", "label_space.json", "manifest.json"):
-        (ds / name).write_bytes((dataset / name).read_bytes())
+    ds = copy_without(dataset, tmp_path / "ds", "reports.parquet")
     reports = pq.read_table(dataset / "reports.parquet")
     n = reports.num_rows
     reports = reports.set_column(reports.schema.get_field_index("reason_for_visit"), "reason_for_visit",
@@ -301,10 +307,7 @@ def test_training_tokens_are_streamed_again_on_each_pass(dataset, monkeypatch):
 
 
 def test_sentences_out_of_order_are_refused(dataset, tmp_path):
-    folder = tmp_path / "ds"
-    folder.mkdir()
-    for name in ("reports.parquet", "label_space.json", "manifest.json"):
-        (folder / name).write_bytes((dataset / name).read_bytes())
+    folder = copy_without(dataset, tmp_path / "ds", "sentences.parquet")
     table = pq.read_table(dataset / "sentences.parquet")
     pq.write_table(table.take(list(range(table.num_rows - 1, -1, -1))), folder / "sentences.parquet")
     with pytest.raises(TrainError, match=r"not in \(report_id, sentence_idx\) order .*rebuild the data set"):
