@@ -93,7 +93,8 @@ def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainCo
     With ``jobs`` > 1, the variants after the first train in that many worker
     processes (each with ``config.threads`` threads, on ``config.device``)
     once the first variant's tagger is there to share: on a machine with many
-    cores or a GPU the ablation takes about as long as one variant.
+    cores or a GPU the ablation takes about as long as one variant. On the CPU
+    the workers share ``config.threads`` out between them (at least one each).
 
     Returns:
         variant -> ``{"folder", "trained_as", "shared_tagger", "metrics", "seconds"}``
@@ -118,7 +119,7 @@ def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainCo
 
     record(variants[0], _train_variant(dataset_dir, out_dir, config, variants[0], None, progress))
     first = out_dir / variants[0] if share_tagger else None
-    from hiericd_core.train import STAGES_DIR
+    from hiericd_core.train import STAGES_DIR, torch_device
 
     r4v = json.loads((out_dir / variants[0] / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))["r4v_available"]
     # without reasons for visit an *_r4v variant is the same model as its counterpart: trained once, copied
@@ -135,9 +136,13 @@ def train_variants(dataset_dir: str | Path, out_dir: str | Path, config: TrainCo
         from concurrent.futures import ProcessPoolExecutor
         from itertools import repeat
 
+        workers = min(jobs, len(todo))
+        # the CPU threads are shared out between the workers (more threads than cores slows these LSTMs down)
+        on_cpu = torch_device(config).type == "cpu"
+        worker_config = replace(config, threads=max(1, config.threads // workers)) if on_cpu else config
         # spawn: torch (and CUDA) must not be forked after initialisation
-        with ProcessPoolExecutor(min(jobs, len(todo)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = pool.map(_train_variant, repeat(dataset_dir), repeat(out_dir), repeat(config), todo,
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = pool.map(_train_variant, repeat(dataset_dir), repeat(out_dir), repeat(worker_config), todo,
                                repeat(first), repeat(False))
             for variant, info in zip(todo, results, strict=True):
                 record(variant, info)

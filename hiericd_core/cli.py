@@ -323,13 +323,21 @@ def predict(
     input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="folder of .txt reports (+ metadata.csv)")],
     out: Annotated[Path, typer.Option("--out", help="predictions.tsv (report_id<TAB>code)")],
     evidence: Annotated[Path | None, typer.Option(help="evidence JSON lines (codes, sentences, tokens)")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="worker processes (0: one per CPU for folders of 512+ "
+                                                       "reports, else none)")] = 0,
 ):
     """Code a folder of reports; one report_id<TAB>code line per predicted code."""
-    from hiericd_core.infer import Predictor
+    from hiericd_core.infer import WORKER_CHUNK, Predictor
+    from hiericd_core.parallel import usable_cpus
 
     if not input_dir.is_dir():
         raise UserError(f"{input_dir}: no such folder")
-    summary = Predictor.load(model).predict_folder(input_dir, out, evidence)
+    if not workers:
+        # starting a worker costs a few seconds: worth it from two chunks of reports on
+        many = sum(1 for _ in input_dir.glob("*.txt")) >= 2 * WORKER_CHUNK
+        workers = usable_cpus() if many else 1
+    with Predictor.load(model, threads=usable_cpus(), workers=workers) as predictor:
+        summary = predictor.predict_folder(input_dir, out, evidence, progress=True)
     console.print(f"{summary['coded']} report(s) coded, {summary['codes']} code(s) → {out}", highlight=False)
     for problem in summary["problems"]:
         err.print(f"[yellow]skipped[/] {problem['file']}: {problem['problem']}", highlight=False, soft_wrap=True)

@@ -110,8 +110,14 @@ class ReportPrediction:
     problems: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
-        """A plain dict for ``evidence.jsonl`` (``top_tokens`` as ``[token, weight, start, end]`` lists)."""
-        return asdict(self)
+        """A plain dict for ``evidence.jsonl`` (``top_tokens`` as ``[token, weight, start, end]`` tuples).
+
+        The same as ``dataclasses.asdict(self)``, without its deep copies (this runs for every report).
+        """
+        return {"report_id": self.report_id,
+                "codes": [{**vars(c), "top_tokens": list(c.top_tokens)} for c in self.codes],
+                "focus_sentences": list(self.focus_sentences), "n_sentences": self.n_sentences,
+                "problems": list(self.problems)}
 
 
 @dataclass
@@ -144,16 +150,20 @@ class Predictor:
             raise ValueError("phrase_memory needs a phrase dictionary: see add_phrase_memory")
         self.phrases = phrases.pruned(self.config.phrase_min_reliability) if phrases is not None else None
         self._segmenter = None
+        self.model_dir: Path | None = None  # set by load(); worker processes load the model from it
+        self._pool = None
+        self.workers = 1
 
     @classmethod
     def load(cls, model_dir: str | Path, top_k: int = 5, threads: int | None = None,
-             config: InferenceConfig | None = None) -> Predictor:
+             config: InferenceConfig | None = None, workers: int = 1) -> Predictor:
         """Load ``tagger.pt``, ``classifier.pt`` and ``vocab.json`` from a model folder.
 
         ``top_k`` evidence tokens are kept per code; ``threads`` sets torch's
         threads while predicting (None: as they are). ``config`` defaults to
         the folder's ``inference.json`` (else the paper's rule); a phrase
-        memory reads the folder's ``phrases.json``.
+        memory reads the folder's ``phrases.json``. ``workers`` > 1 starts
+        that many worker processes (see :meth:`start_workers`).
 
         Raises:
             FileNotFoundError: a file of the model folder is missing (the message says which).
@@ -178,9 +188,66 @@ class Predictor:
             phrases = PhraseDictionary.load(model_dir)
         tagger, _ = load_checkpoint(model_dir / "tagger.pt")
         classifier, checkpoint = load_checkpoint(model_dir / "classifier.pt")
-        return cls(tagger, classifier, Vocabulary.load(model_dir / "vocab.json"), list(checkpoint["labels"]),
-                   checkpoint["variant"], int(checkpoint["max_tokens"]), checkpoint.get("language") or "en",
-                   checkpoint.get("segmenter"), top_k, threads, config, phrases)
+        predictor = cls(tagger, classifier, Vocabulary.load(model_dir / "vocab.json"), list(checkpoint["labels"]),
+                        checkpoint["variant"], int(checkpoint["max_tokens"]), checkpoint.get("language") or "en",
+                        checkpoint.get("segmenter"), top_k, threads, config, phrases)
+        predictor.model_dir = model_dir
+        predictor.start_workers(workers)
+        return predictor
+
+    # ------------------------------------------------------------ worker processes
+
+    def start_workers(self, workers: int) -> int:
+        """Start ``workers`` processes that each load the model and code chunks of reports; returns how many run.
+
+        Segmenting is most of the work of coding a raw report and runs in
+        Python, so :meth:`predict` spreads large inputs over processes (each
+        with ``threads // workers`` torch threads, at least one); the results
+        are the same as in one process. Returns once every worker has loaded
+        the model, so start-up is not counted as coding time. None are started
+        for fewer than two workers, in a daemonic process (a Celery worker)
+        or for a predictor not loaded from a folder.
+
+        Raises:
+            RuntimeError: a worker could not load the model (the message says why).
+        """
+        from hiericd_core.parallel import may_start_workers
+
+        self.close()
+        if workers < 2 or self.model_dir is None or not may_start_workers():
+            return 1
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")  # torch must not be forked once initialised
+        ready = ctx.Barrier(workers)
+        threads = max(1, (self.threads or 1) // workers)
+        # an executor, not a multiprocessing.Pool: a worker that fails to start breaks it (an error here)
+        # instead of being restarted forever
+        self._pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                         initargs=(str(self.model_dir), self.top_k, self.config, threads, ready))
+        self.workers = workers
+        try:
+            # one job per worker, each waiting for all: every worker has loaded the model when they return
+            for future in [self._pool.submit(_worker_ready) for _ in range(workers)]:
+                future.result()
+        except Exception as exc:
+            self.close()
+            raise RuntimeError(f"{self.model_dir}: the inference workers did not start ({type(exc).__name__}: "
+                               f"{exc}); run from a script with an `if __name__ == '__main__':` guard") from exc
+        return workers
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (also done at exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        self._pool, self.workers = None, 1
+
+    def __enter__(self) -> Predictor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ------------------------------------------------------------ the two models
 
@@ -301,16 +368,36 @@ class Predictor:
                                                         backend=_backend(self.segmenter_name)))
         return self._segmenter
 
-    def predict(self, reports: Sequence[dict], batch_size: int = 64) -> list[ReportPrediction]:
+    def predict(self, reports: Sequence[dict], batch_size: int = 64, progress: bool = False
+                ) -> list[ReportPrediction]:
         """Code reports given as ``{"report_id", "text", "reason_for_visit"?}`` dicts, in order.
 
         A report without text (missing, not a string, or blank) gets a problem
         message and no codes; one without ``report_id`` is called ``report-<n>``
-        (its position, from 1).
+        (its position, from 1). Reports are coded in chunks of
+        :data:`WORKER_CHUNK`, spread over the worker processes when there are
+        some (:meth:`start_workers`); ``progress`` shows a bar over the chunks.
         """
+        from tqdm import tqdm
+
+        # the same chunks with or without workers: the models' batches, and so the results to the last digit,
+        # do not depend on the number of workers
+        jobs = [(first, list(reports[first: first + WORKER_CHUNK]), batch_size)
+                for first in range(0, len(reports), WORKER_CHUNK)]
+        if self._pool is not None and len(jobs) > 1:
+            parts = self._pool.map(_worker_predict, jobs)
+        else:
+            parts = (self._predict(part, size, first) for first, part, size in jobs)
+        out: list[ReportPrediction] = []
+        for part in tqdm(parts, total=len(jobs), desc="coding", unit="chunk", disable=not progress or len(jobs) < 2):
+            out += part
+        return out
+
+    def _predict(self, reports: Sequence[dict], batch_size: int, first: int = 0) -> list[ReportPrediction]:
+        """:meth:`predict` in this process; ``first`` is the position of ``reports[0]`` in the whole input."""
         out: list[ReportPrediction | None] = []
         docs, where = [], []
-        for n, report in enumerate(reports):
+        for n, report in enumerate(reports, first):
             if not isinstance(report, dict):
                 out.append(ReportPrediction(f"report-{n + 1}", problems=["not a report: pass a dict with "
                                                                          "report_id, text, reason_for_visit"]))
@@ -339,7 +426,7 @@ class Predictor:
         return [r for r in out if r is not None]
 
     def predict_folder(self, input_dir: str | Path, out_tsv: str | Path, evidence_jsonl: str | Path | None = None,
-                       batch_size: int = 64) -> dict:
+                       batch_size: int = 64, progress: bool = False) -> dict:
         """Code every ``*.txt`` of a folder (``.ann`` files are ignored) and write the predictions.
 
         ``metadata.csv`` (columns ``report_id, reason_for_visit``), when present,
@@ -368,7 +455,7 @@ class Predictor:
                 problems.append({"file": path.name, "problem": f"cannot read the file ({exc.strerror})"})
                 continue
             reports.append({"report_id": path.stem, "text": text, "reason_for_visit": reasons.get(path.stem, "")})
-        results = self.predict(reports, batch_size)
+        results = self.predict(reports, batch_size, progress)
         problems += [{"file": files[r.report_id], "problem": p} for r in results for p in r.problems]
         lines = sorted({f"{r.report_id}\t{c.code}" for r in results for c in r.codes})
         atomic_write_text(out_tsv, "".join(line + "\n" for line in lines))
@@ -378,6 +465,26 @@ class Predictor:
         return {"files": len(paths), "coded": sum(1 for r in results if not r.problems), "codes": len(lines),
                 "problems": sorted(problems, key=lambda p: p["file"]), "predictions": str(out_tsv),
                 "evidence": str(evidence_jsonl) if evidence_jsonl is not None else None}
+
+
+WORKER_CHUNK = 256  # reports coded together (a job for a worker process)
+WORKER_START_TIMEOUT = 600.0  # seconds for every worker to load the model
+_WORKER: dict = {}  # in a worker process: its Predictor
+
+
+def _worker_init(model_dir: str, top_k: int, config: InferenceConfig, threads: int, ready) -> None:
+    predictor = Predictor.load(model_dir, top_k=top_k, threads=threads, config=config)
+    predictor.segmenter().segment("Warm up. Load the pipeline.")
+    _WORKER["predictor"], _WORKER["ready"] = predictor, ready
+
+
+def _worker_ready() -> None:
+    _WORKER["ready"].wait(timeout=WORKER_START_TIMEOUT)
+
+
+def _worker_predict(job: tuple[int, list[dict], int]) -> list[ReportPrediction]:
+    first, reports, batch_size = job
+    return _WORKER["predictor"]._predict(reports, batch_size, first)
 
 
 def _read_reasons(path: Path, problems: list[dict]) -> dict[str, str]:

@@ -69,6 +69,12 @@ def test_predict_command_writes_codiesp_format_and_reports_bad_files(model, tmp_
     for code in evidence[0]["codes"]:
         for token, _, start, end in code["top_tokens"]:
             assert text[start:end] == token
+    # worker processes write the same files
+    result = runner.invoke(app, ["predict", str(out), str(tmp_path / "in"), "--out", str(tmp_path / "p2.tsv"),
+                                 "--evidence", str(tmp_path / "e2.jsonl"), "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p2.tsv").read_bytes() == (tmp_path / "p.tsv").read_bytes()
+    assert (tmp_path / "e2.jsonl").read_bytes() == (tmp_path / "e.jsonl").read_bytes()
 
 
 def test_train_on_a_folder_that_is_not_a_data_set_is_a_clear_error(tmp_path):

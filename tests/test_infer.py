@@ -98,6 +98,34 @@ def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp
     assert sorted(f"{r.report_id}\t{c.code}" for r in direct for c in r.codes) == lines
 
 
+def test_worker_processes_give_the_same_results(model, reports, monkeypatch, tmp_path):
+    import shutil
+    from dataclasses import asdict
+
+    import hiericd_core.infer as infer
+
+    monkeypatch.setattr(infer, "WORKER_CHUNK", 4)  # chunks are cut here, in the calling process
+    batch = [{"report_id": r["report_id"], "text": r["text"], "reason_for_visit": r["reason_for_visit"]}
+             for r in reports] * 2
+    batch.insert(5, {"text": "   "})  # named by its position in the whole input, whatever chunk it lands in
+    alone = Predictor.load(model[0], threads=1).predict(batch)
+    with Predictor.load(model[0], threads=2, workers=2) as predictor:
+        assert predictor.workers == 2
+        together = predictor.predict(batch)
+    assert predictor.workers == 1  # closed
+    assert [r.to_json() for r in together] == [r.to_json() for r in alone]
+    assert alone[5].report_id == "report-6" and alone[5].problems
+    assert all(r.to_json() == asdict(r) for r in alone)
+    # a worker that cannot load the model: an error naming the folder, not a hang
+    broken = tmp_path / "broken"
+    shutil.copytree(model[0], broken)
+    predictor = Predictor.load(broken, threads=1)
+    (broken / "tagger.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="inference workers did not start"):
+        predictor.start_workers(2)
+    assert predictor.workers == 1 and predictor.predict(batch[:1])[0].codes  # still codes in this process
+
+
 def test_predict_dataset_gives_what_the_evaluation_needs(model):
     model_dir, dataset = model
     result = predict_dataset(model_dir, dataset, split="test", threads=1)

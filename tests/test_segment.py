@@ -1,10 +1,14 @@
 """Sentences and tokens with offsets; abbreviations never end a sentence."""
 
+from pathlib import Path
+
 import pytest
 
 from hiericd_core.segment import (
+    _MAYBE_BOUNDARY,
     Segmenter,
     SegmenterConfig,
+    _glue_abbreviations,
     installed_scispacy_model,
     resolve_backend,
     rule_sentences,
@@ -80,3 +84,69 @@ def test_rule_sentences_are_the_rule_backend_without_tokens():
     assert spans == [(s.start, s.end) for s in Segmenter(SegmenterConfig(backend="rule")).segment(text)]
     assert rule_sentences("no capital. after this\n\nHeader") == [(0, 22), (24, 30)]
     assert rule_sentences("   ") == []
+
+
+# ---------------------------------------------------------------- the plain-line path in front of pysbd
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _lines(texts):
+    return [line for text in texts for line in text.split("\n") if _MAYBE_BOUNDARY.search(line.rstrip())]
+
+
+def _check_plain_lines_match_pysbd(seg: Segmenter, lines: list[str]) -> float:
+    """Every line the plain path answers gets pysbd's sentences; returns the share of lines it answers."""
+    answered = 0
+    for line in lines:
+        plain = seg._plain_line_sentences(line)
+        if plain is None:
+            continue
+        answered += 1
+        pysbd_spans = [(p.start, p.end) for p in _pysbd(seg, line)]
+        assert _glue_abbreviations(line, plain) == _glue_abbreviations(line, pysbd_spans), line
+    return answered / len(lines)
+
+
+def _pysbd(seg: Segmenter, line: str):
+    import pysbd
+
+    if seg._sbd is None:
+        seg._sbd = pysbd.Segmenter(language=seg.config.language, clean=False, char_span=True)
+    return seg._sbd.segment(line)
+
+
+def test_plain_lines_get_pysbd_sentences_on_real_spanish_reports():
+    texts = [p.read_text(encoding="utf-8") for p in sorted((FIXTURES / "codiesp-sample").rglob("*.txt"))]
+    share = _check_plain_lines_match_pysbd(Segmenter(SegmenterConfig(language="es", backend="pysbd")), _lines(texts))
+    assert share > 0.4
+
+
+def test_plain_lines_get_pysbd_sentences_on_synthetic_reports(tmp_path):
+    from hiericd_core.synth import generate_round
+
+    generate_round(tmp_path / "round", 300, seed=11)
+    texts = [p.read_text(encoding="utf-8") for p in sorted((tmp_path / "round" / "texts").glob("*.txt"))]
+    share = _check_plain_lines_match_pysbd(Segmenter(SegmenterConfig(backend="pysbd")), _lines(texts))
+    assert share > 0.7
+
+
+@pytest.mark.parametrize(("line", "plain"), [
+    ("Tumor is present. Margins are free.", ["Tumor is present.", "Margins are free."]),
+    ("A. Colon, polypectomy. Benign polyp.", ["A. Colon, polypectomy.", "Benign polyp."]),  # a list marker
+    ("Measures 2.3 cm. Seen by Dr. Smith today.", ["Measures 2.3 cm.", "Seen by Dr. Smith today."]),
+    ("Lesion approx. Two cm wide; see note: none.", ["Lesion approx. Two cm wide; see note: none."]),
+    ("Seen by Dr. Smith. He agrees.", ["Seen by Dr. Smith.", "He agrees."]),
+    ("Labeled \"colon\" and sent. Received fresh.", ["Labeled \"colon\" and sent.", "Received fresh."]),
+    # left to pysbd: its abbreviations, numbers and odd marks before a capital, quotes around punctuation,
+    # stray apostrophes, a period inside a word, a "2)" list item, a mark after a mark
+    ("Lives on Main Ave. Near here.", None), ("Stage 2. Grade 3.", None), ("Really? Yes.", None),
+    ("He said \"no. Never\" then.", None), ("The 'left. Side' lesion.", None), ("Dose 25 mg./m2 daily. Done.", None),
+    ("Items 1) skin. Two) more.", None), ("Benign.. Done.", None), ("1. Skin, shave. Benign.", None),
+])
+def test_plain_line_decisions(line, plain):
+    seg = Segmenter(SegmenterConfig(backend="pysbd"))
+    spans = seg._plain_line_sentences(line)
+    assert (None if spans is None else [line[s:e] for s, e in _glue_abbreviations(line, spans)]) == plain
+    if plain is not None:  # and pysbd agrees
+        assert [line[s:e] for s, e in _glue_abbreviations(line, [(p.start, p.end) for p in _pysbd(seg, line)])] == plain

@@ -75,4 +75,6 @@ def torch_threads(threads: int | None, deterministic: bool = False) -> Iterator[
         yield
     finally:
         torch.set_num_threads(before)
-        torch.use_deterministic_algorithms(was_deterministic)
+        if deterministic and not was_deterministic:
+            # only when changed: the call imports torch's compiler stack (seconds) the first time
+            torch.use_deterministic_algorithms(False)
