@@ -587,7 +587,10 @@ def _manifest(config, seg_config, segmenter: str, tally: _Tally, label_space, in
     in_space = set(label_space["codes"])
     out_of_space = sum(n for code, n in tally.report_codes.items() if code not in in_space)
     return {
-        "config": {**asdict(config), "fractions": list(config.fractions), "round_splits": round_splits},
+        # without ``workers``: how many processes built it is not part of what was built (a Celery worker
+        # builds the same data set in one)
+        "config": {**{k: v for k, v in asdict(config).items() if k != "workers"}, "fractions": list(config.fractions),
+                   "round_splits": round_splits},
         # "hash": every split from the report-id hash; "round": every report from its round's split; "mixed": both
         "split_mode": mode,
         "split_assigned_by": {"hash": n_reports - by_round, "round": by_round},
