@@ -49,7 +49,7 @@ PLOTTED = (("classifier_accuracy", "classifier accuracy"), ("classifier_macro_f1
            ("evidence_f1", "evidence token F1"), ("evidence_auprc", "evidence AUPRC"))
 COLUMNS = ("variant", "trained_as", "classifier_accuracy", "classifier_macro_f1", "classifier_weighted_f1",
            "micro_precision", "micro_recall", "micro_f1", "evidence_precision", "evidence_recall", "evidence_f1",
-           "evidence_auprc", "best_epoch", "train_seconds")
+           "evidence_auprc", "best_epoch", "stopped", "train_seconds")
 
 
 class AblationError(Exception):
@@ -253,7 +253,7 @@ def ablation_plot(rows: Sequence[dict], subtitle: str = "") -> bytes:
     from hiericd_core.plots import DPI, STYLE
 
     with rc_context(STYLE):
-        fig = Figure(figsize=(10, 4.2), dpi=DPI)
+        fig = Figure(figsize=(10, 4.8), dpi=DPI)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         x = np.arange(len(PLOTTED))
@@ -261,13 +261,17 @@ def ablation_plot(rows: Sequence[dict], subtitle: str = "") -> bytes:
         colours = ("#9e9e9e", "#80b1d3", "#1f78b4", "#b2df8a", "#33a02c")
         for i, row in enumerate(rows):
             values = [float(row[key]) if row[key] == row[key] else 0.0 for key, _ in PLOTTED]  # NaN -> 0
-            ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, label=LABELS[row["variant"]],
-                   color=colours[VARIANTS.index(row["variant"]) % len(colours)])
+            bars = ax.bar(x + (i - (len(rows) - 1) / 2) * width, values, width, label=LABELS[row["variant"]],
+                          color=colours[VARIANTS.index(row["variant"]) % len(colours)])
+            ax.bar_label(bars, fmt="%.3f", fontsize=5, rotation=90, padding=2)  # the gaps are often small
         ax.set_xticks(x, [name for _, name in PLOTTED], fontsize=8)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.12)
+        ax.set_yticks(np.linspace(0, 1, 6))
         ax.set_ylabel("score")
         ax.set_title("Classifier variants (paper Table 4)" + (f": {subtitle}" if subtitle else ""))
-        ax.legend(fontsize=7, ncols=min(len(rows), 3), loc="upper left")
+        # below the axes, where it covers no bar
+        ax.legend(fontsize=7, ncols=min(len(rows), 5), loc="upper center", bbox_to_anchor=(0.5, -0.08),
+                  frameon=False)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
