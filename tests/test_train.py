@@ -265,16 +265,16 @@ def test_device_setting_is_checked():
 def test_batched_reading_encodes_as_row_by_row_does(dataset, monkeypatch):
     """Reading in Arrow batches (7 rows, so reports straddle batches) gives, per split and in data set order,
     the token ids ``Vocabulary.encode`` gives sentence by sentence from the whole table."""
-    from hiericd_core import train
+    from hiericd_core import trainsets
     from hiericd_core.embeddings import Vocabulary
 
-    monkeypatch.setattr(train, "READ_BATCH", 7)
+    monkeypatch.setattr(trainsets, "READ_BATCH", 7)
     table = pq.read_table(dataset / "sentences.parquet").to_pylist()
     reasons = {r["report_id"]: r["r4v_tokens"] for r in pq.read_table(dataset / "reports.parquet").to_pylist()}
     vocab = Vocabulary.build([r["tokens"] for r in table if r["split"] == "train"], min_freq=2)
     labels = {c: i for i, c in enumerate(json.loads((dataset / "label_space.json").read_text())["codes"])}
-    tagged = train.read_tagger_splits(dataset, vocab, use_r4v=True, max_tokens=5)
-    rows = train.read_classifier_splits(dataset, vocab, labels, use_r4v=True, max_tokens=5)
+    tagged = trainsets.read_tagger_splits(dataset, vocab, use_r4v=True, max_tokens=5)
+    rows = trainsets.read_classifier_splits(dataset, vocab, labels, use_r4v=True, max_tokens=5)
     for split in ("train", "dev"):
         mine = [r for r in table if r["split"] == split]
         reports = list(dict.fromkeys(r["report_id"] for r in mine))
@@ -295,14 +295,14 @@ def test_batched_reading_encodes_as_row_by_row_does(dataset, monkeypatch):
 
 
 def test_training_tokens_are_streamed_again_on_each_pass(dataset, monkeypatch):
-    from hiericd_core import train
+    from hiericd_core import trainsets
 
-    monkeypatch.setattr(train, "READ_BATCH", 50)
+    monkeypatch.setattr(trainsets, "READ_BATCH", 50)
     sentences = pq.read_table(dataset / "sentences.parquet", columns=["split", "tokens"]).to_pylist()
     reports = pq.read_table(dataset / "reports.parquet", columns=["split", "r4v_tokens"]).to_pylist()
     expected = ([r["tokens"] for r in sentences if r["split"] == "train"]
                 + [r["r4v_tokens"] for r in reports if r["split"] == "train" and r["r4v_tokens"]])
-    corpus = train.TrainingTokens(dataset)
+    corpus = trainsets.TrainingTokens(dataset)
     assert list(corpus) == expected and list(corpus) == expected
 
 
