@@ -142,7 +142,8 @@ class Choice:
     language: str
 
 
-def _parquet_batches(path: Path, columns: list[str], batch_size: int = 65_536):
+def parquet_batches(path: Path, columns: list[str], batch_size: int = 65_536):
+    """Arrow record batches of ``columns`` of a Parquet file, in file order (the file is never read whole)."""
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path) as handle:
@@ -179,7 +180,7 @@ def choose(merged_dirs: Sequence[Path]) -> Choice:
     left_out: dict[str, str] = {}
     for index, merged in enumerate(rounds):
         row = 0
-        for batch in _parquet_batches(merged.path / "reports.parquet", ["report_id", "status", "quarantined"]):
+        for batch in parquet_batches(merged.path / "reports.parquet", ["report_id", "status", "quarantined"]):
             for rid, status, quarantined in zip(*(batch.column(i).to_pylist() for i in range(3)), strict=True):
                 seen_in[rid].append(merged.round_id)
                 if status == "pending":
@@ -219,7 +220,7 @@ def fetch(choice: Choice, report_ids: Sequence[str]) -> dict[str, SourceReport]:
     for index, rows in wanted.items():
         merged = choice.rounds[index]
         start = 0
-        for batch in _parquet_batches(merged.path / "reports.parquet", ["text", "reason_for_visit"]):
+        for batch in parquet_batches(merged.path / "reports.parquet", ["text", "reason_for_visit"]):
             picked = [r - start for r in rows if start <= r < start + batch.num_rows]
             if picked:
                 texts = batch.column(0).take(picked).to_pylist()
@@ -229,7 +230,7 @@ def fetch(choice: Choice, report_ids: Sequence[str]) -> dict[str, SourceReport]:
                     out[rid] = SourceReport(rid, merged.round_id, text, reason or "", [])
             start += batch.num_rows
         ids = pa.array(sorted(rows.values()), pa.string())
-        for batch in _parquet_batches(merged.path / "annotations.parquet", ["report_id", "code", "fragments"]):
+        for batch in parquet_batches(merged.path / "annotations.parquet", ["report_id", "code", "fragments"]):
             keep = np.flatnonzero(pc.is_in(batch.column(0), value_set=ids).to_numpy(zero_copy_only=False))
             if not len(keep):
                 continue
@@ -554,7 +555,7 @@ def _finish_sentences(spill: Path, out: Path, schema, in_space: set[str], tally:
     import pyarrow as pa
 
     writer = _RowGroupWriter(out, schema)
-    for batch in _parquet_batches(spill, [f.name for f in schema if f.name not in ("multi_code", "classifier_row")]):
+    for batch in parquet_batches(spill, [f.name for f in schema if f.name not in ("multi_code", "classifier_row")]):
         n_codes = batch.column("n_codes").to_numpy(zero_copy_only=False)
         single = np.flatnonzero(n_codes == 1)
         classifier = np.zeros(batch.num_rows, dtype=bool)

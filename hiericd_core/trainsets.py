@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hiericd_core.datasets import parquet_batches
 from hiericd_core.embeddings import UNK_ID
 
 
@@ -113,14 +114,6 @@ def check_dataset(dataset_dir: Path) -> None:
             raise TrainError(f"{dataset_dir}: no {name}; build the data set with `hiericd datasets` first")
 
 
-def _batches_of(path: Path, columns: list[str]):
-    """Arrow record batches of ``columns`` of a Parquet file, in file order."""
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as handle:
-        yield from handle.iter_batches(batch_size=READ_BATCH, columns=columns)
-
-
 class _SentenceOrder:
     """Checks that sentence rows come in (report_id, sentence_idx) order, as the data-set builder writes them.
 
@@ -192,7 +185,7 @@ class _Reasons:
         self.row: dict[str, int] = {}
         parts = []
         columns = ["report_id", "r4v_tokens"] if use_r4v else ["report_id"]
-        for batch in _batches_of(dataset_dir / "reports.parquet", columns):
+        for batch in parquet_batches(dataset_dir / "reports.parquet", columns, READ_BATCH):
             for rid in batch.column("report_id").to_pylist():
                 self.row[rid] = len(self.row)
             if use_r4v:
@@ -215,7 +208,7 @@ def read_tagger_splits(dataset_dir: Path, vocab, use_r4v: bool, max_tokens: int)
     order = _SentenceOrder(path)
     parts: dict[str, dict[str, list]] = {s: {"sentences": [], "focus": [], "new": [], "rids": []}
                                          for s in TRAINED_SPLITS}
-    for batch in _batches_of(path, ["report_id", "split", "sentence_idx", "tokens", "is_focus"]):
+    for batch in parquet_batches(path, ["report_id", "split", "sentence_idx", "tokens", "is_focus"], READ_BATCH):
         rids = batch.column("report_id").to_pylist()
         new = order.check(rids, batch.column("sentence_idx").to_numpy(zero_copy_only=False))
         split = batch.column("split").to_numpy(zero_copy_only=False)
@@ -247,7 +240,7 @@ def read_classifier_splits(dataset_dir: Path, vocab, labels: dict[str, int], use
     parts: dict[str, dict[str, list]] = {s: {"tokens": [], "masks": [], "rids": [], "labels": []}
                                          for s in TRAINED_SPLITS}
     columns = ["report_id", "split", "tokens", "codes", "attention_mask", "classifier_row"]
-    for batch in _batches_of(dataset_dir / "sentences.parquet", columns):
+    for batch in parquet_batches(dataset_dir / "sentences.parquet", columns, READ_BATCH):
         split = batch.column("split").to_numpy(zero_copy_only=False)
         chosen = batch.column("classifier_row").to_numpy(zero_copy_only=False)
         for name, part in parts.items():
@@ -277,10 +270,10 @@ class TrainingTokens:
         self.dataset_dir = dataset_dir
 
     def __iter__(self):
-        for batch in _batches_of(self.dataset_dir / "sentences.parquet", ["split", "tokens"]):
+        for batch in parquet_batches(self.dataset_dir / "sentences.parquet", ["split", "tokens"], READ_BATCH):
             split = batch.column("split").to_numpy(zero_copy_only=False)
             yield from batch.column("tokens").take(np.flatnonzero(split == "train")).to_pylist()
-        for batch in _batches_of(self.dataset_dir / "reports.parquet", ["split", "r4v_tokens"]):
+        for batch in parquet_batches(self.dataset_dir / "reports.parquet", ["split", "r4v_tokens"], READ_BATCH):
             split = batch.column("split").to_numpy(zero_copy_only=False)
             yield from (t for t in batch.column("r4v_tokens").take(np.flatnonzero(split == "train")).to_pylist() if t)
 
@@ -290,7 +283,8 @@ def count_rows(dataset_dir: Path) -> dict:
     counts = {s: {"reports": 0, "sentences": 0, "focus_sentences": 0, "classifier_rows": 0} for s in TRAINED_SPLITS}
     path = dataset_dir / "sentences.parquet"
     order = _SentenceOrder(path)
-    for batch in _batches_of(path, ["report_id", "split", "sentence_idx", "is_focus", "classifier_row"]):
+    columns = ["report_id", "split", "sentence_idx", "is_focus", "classifier_row"]
+    for batch in parquet_batches(path, columns, READ_BATCH):
         new = order.check(batch.column("report_id").to_pylist(),
                           batch.column("sentence_idx").to_numpy(zero_copy_only=False))
         split = batch.column("split").to_numpy(zero_copy_only=False)
@@ -309,7 +303,7 @@ def train_has_reasons(dataset_dir: Path) -> bool:
     """Whether a training report has a reason for visit."""
     import pyarrow.compute as pc
 
-    for batch in _batches_of(dataset_dir / "reports.parquet", ["split", "r4v_tokens"]):
+    for batch in parquet_batches(dataset_dir / "reports.parquet", ["split", "r4v_tokens"], READ_BATCH):
         lengths = pc.list_value_length(batch.column("r4v_tokens")).fill_null(0).to_numpy(zero_copy_only=False)
         if ((batch.column("split").to_numpy(zero_copy_only=False) == "train") & (lengths > 0)).any():
             return True
