@@ -98,6 +98,7 @@ class TrainConfig:
     tagger_r4v: bool = True
     variant: str = "supervised_r4v"
     classifier_hidden: int = 256
+    classifier_bidirectional: bool = False  # True: a forward and a backward LSTM, classifier_hidden // 2 each
     attention_size: int = 128
     lambda_att: float = 100.0
     dropout: float = 0.2
@@ -506,7 +507,8 @@ def classifier_stage(out_dir: str | Path, callback: Callback | None = None, prog
         classifier_cfg = ClassifierConfig(variant=variant, vocab_size=len(vocab), emb_dim=config.emb_dim,
                                           hidden=config.classifier_hidden, attention_size=config.attention_size,
                                           lambda_att=config.lambda_att, dropout=config.dropout, n_labels=len(labels),
-                                          freeze_embeddings=config.freeze_embeddings)
+                                          freeze_embeddings=config.freeze_embeddings,
+                                          bidirectional=config.classifier_bidirectional)
         classifier, result = _train_classifier(config, classifier_cfg, rows, labels, callback, progress, vectors)
     save_checkpoint(out_dir / "classifier.pt", classifier, labels=labels, variant=variant,
                     variant_requested=config.variant, max_tokens=config.max_tokens, **prepared["data"])

@@ -23,7 +23,8 @@ VOCAB = 30
 
 def classifier(variant: str, **kw) -> ICDClassifier:
     torch.manual_seed(0)
-    config = ClassifierConfig(variant=variant, vocab_size=VOCAB, emb_dim=6, hidden=5, attention_size=4,
+    kw = {"hidden": 5, **kw}
+    config = ClassifierConfig(variant=variant, vocab_size=VOCAB, emb_dim=6, attention_size=4,
                               n_labels=7, dropout=0.0, **kw)
     return ICDClassifier(config).eval()
 
@@ -58,9 +59,10 @@ def test_unknown_variant_is_refused_and_r4v_variants_fall_back():
     assert [without_r4v(v) for v in VARIANTS] == ["pooling", "attention", "supervised", "attention", "supervised"]
 
 
-@pytest.mark.parametrize("variant", ["pooling", "supervised_r4v"])
-def test_padding_does_not_change_a_sentence(variant):
-    model = classifier(variant)
+@pytest.mark.parametrize(("variant", "bidirectional"), [("pooling", False), ("supervised_r4v", False),
+                                                        ("pooling", True), ("supervised_r4v", True)])
+def test_padding_does_not_change_a_sentence(variant, bidirectional):
+    model = classifier(variant, hidden=6, bidirectional=bidirectional)
     alone = batch_sentences([[3, 4, 5]], [[9]])
     padded = batch_sentences([[3, 4, 5], [6, 7, 8, 9, 10, 11, 12]], [[9], [10, 11, 12, 13]])
     with torch.no_grad():
@@ -69,6 +71,28 @@ def test_padding_does_not_change_a_sentence(variant):
     assert torch.allclose(logits_a[0], logits_p[0], atol=1e-6)
     assert torch.allclose(alpha_a[0], alpha_p[0, :3], atol=1e-6)
     assert alpha_p[0, 3:].abs().sum() == 0
+
+
+def test_bidirectional_states_are_torch_packed_bilstm_states():
+    """Oracle: torch's own bidirectional LSTM over packed sequences, given the classifier's two LSTMs' weights."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model = classifier("pooling", hidden=6, bidirectional=True)
+    assert model.lstm.hidden_size == model.lstm_backward.hidden_size == 3
+    oracle = torch.nn.LSTM(6, 3, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(oracle, name).copy_(getattr(model.lstm, name))
+            getattr(oracle, name + "_reverse").copy_(getattr(model.lstm_backward, name))
+    b = batch_sentences([[3, 4, 5, 6, 7], [8, 9], [10]], [[], [], []])
+    with torch.no_grad():
+        logits, _ = model(b["tokens"], b["lengths"])
+        packed = pack_padded_sequence(model.embed(b["tokens"]), b["lengths"], batch_first=True, enforce_sorted=False)
+        states, _ = pad_packed_sequence(oracle(packed)[0], batch_first=True)  # (B, T, 6), 0 on padding
+        mean = states.sum(1) / b["lengths"][:, None]  # pooling: the mean state over the real tokens
+        assert torch.allclose(logits, model.out(mean), atol=1e-6)
+    with pytest.raises(ValueError, match="even hidden size"):
+        ClassifierConfig(hidden=5, bidirectional=True)
 
 
 def test_a_report_without_reason_for_visit_gets_a_zero_reason_state():
@@ -165,6 +189,11 @@ def test_checkpoints_carry_their_config(tmp_path):
     save_checkpoint(tmp_path / "t.pt", t)
     t2, _ = load_checkpoint(tmp_path / "t.pt")
     assert isinstance(t2, SentenceTagger) and torch.equal(t2.class_weights, t.class_weights)
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)  # written before the bidirectional option
+    del saved["config"]["bidirectional"]
+    torch.save(saved, tmp_path / "forward.pt")
+    older, _ = load_checkpoint(tmp_path / "forward.pt")
+    assert older.config == model.config and not older.config.bidirectional
     torch.save({"format": 99}, tmp_path / "old.pt")
     with pytest.raises(ValueError, match="retrain"):
         load_checkpoint(tmp_path / "old.pt")

@@ -53,10 +53,13 @@ class ClassifierConfig:
     dropout: float = 0.2
     n_labels: int = 2
     freeze_embeddings: bool = True
+    bidirectional: bool = False  # True: hidden // 2 per direction, so states stay ``hidden`` wide
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown classifier variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.bidirectional and self.hidden % 2:
+            raise ValueError(f"a bidirectional classifier needs an even hidden size, not {self.hidden}")
 
     @property
     def uses_attention(self) -> bool:
@@ -84,6 +87,28 @@ def _run_lstm(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> tuple[to
     return states, states[torch.arange(states.shape[0], device=states.device), last]  # (B, T, H), (B, H)
 
 
+def reverse_index(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(B, width) positions that reverse each row's first ``lengths[b]`` items and keep the padding in place.
+
+    The map is its own inverse, so one gather reverses the real tokens and a second puts them back.
+    """
+    steps = torch.arange(width, device=lengths.device)[None, :]  # (1, T)
+    flipped = lengths[:, None] - 1 - steps  # (B, T)
+    return torch.where(flipped >= 0, flipped, steps)  # (B, T)
+
+
+def _run_backward(lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Backward states (B, T, H) of padded ``x (B, T, E)``, in text order.
+
+    A forward ``lstm`` reads each sentence's real tokens reversed in place, so the padding stays after
+    the real tokens and the padded batch needs no packing. The state at position 0 has read the whole
+    sentence.
+    """
+    index = reverse_index(lengths.to(x.device), x.shape[1]).unsqueeze(-1)  # (B, T, 1)
+    states, _ = lstm(x.gather(1, index.expand(-1, -1, x.shape[2])))  # (B, T, H), reversed
+    return states.gather(1, index.expand(-1, -1, states.shape[2]))  # (B, T, H), text order
+
+
 class ICDClassifier(nn.Module):
     def __init__(self, config: ClassifierConfig):
         super().__init__()
@@ -91,7 +116,10 @@ class ICDClassifier(nn.Module):
         self.embed = nn.Embedding(config.vocab_size, config.emb_dim, padding_idx=0)
         self.embed.weight.requires_grad_(not config.freeze_embeddings)
         self.drop = nn.Dropout(config.dropout)
-        self.lstm = nn.LSTM(config.emb_dim, config.hidden, batch_first=True)
+        width = config.hidden // 2 if config.bidirectional else config.hidden
+        self.lstm = nn.LSTM(config.emb_dim, width, batch_first=True)
+        if config.bidirectional:  # states [forward h_t, backward h_t], ``hidden`` wide together
+            self.lstm_backward = nn.LSTM(config.emb_dim, width, batch_first=True)
         if config.uses_attention:
             self.att = nn.Linear(config.hidden, config.attention_size)  # u_t = tanh(W h_t + b)
             self.query = nn.Linear(config.hidden, config.attention_size, bias=False)  # q = W_q h_T
@@ -115,7 +143,11 @@ class ICDClassifier(nn.Module):
             ``(logits (batch, n_labels), alpha (batch, T))``; alpha is 0 on padding and sums to 1.
         """
         mask = torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]  # (B, T)
-        h, h_last = _run_lstm(self.lstm, self.drop(self.embed(tokens)), lengths)  # (B, T, H), (B, H)
+        x = self.drop(self.embed(tokens))  # (B, T, E)
+        h, h_last = _run_lstm(self.lstm, x, lengths)  # (B, T, H), (B, H)
+        if self.config.bidirectional:  # h_T: the forward last state and the backward first state
+            back = _run_backward(self.lstm_backward, x, lengths)  # (B, T, H)
+            h, h_last = torch.cat([h, back], dim=-1), torch.cat([h_last, back[:, 0]], dim=-1)
         if self.config.uses_attention:
             u = torch.tanh(self.att(h))  # (B, T, A)
             q = self.query(h_last)  # (B, A)
