@@ -25,9 +25,6 @@ from hiericd_core.brat import (
     Problem,
     Relation,
     TextBound,
-    _fast_lines,
-    _has_breaks,
-    _parse_lines,
     format_ann,
     format_record,
     iter_documents,
@@ -40,6 +37,7 @@ from hiericd_core.brat import (
     write_ann,
     write_document,
 )
+from hiericd_core.brat_parse import _fast_lines, _has_breaks, _parse_lines
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BRAT_EXAMPLES = FIXTURES / "brat" / "brat-examples"
