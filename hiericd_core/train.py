@@ -98,7 +98,9 @@ class TrainConfig:
     tagger_r4v: bool = True
     variant: str = "supervised_r4v"
     classifier_hidden: int = 256
-    classifier_bidirectional: bool = False  # True: a forward and a backward LSTM, classifier_hidden // 2 each
+    # a forward and a backward LSTM, classifier_hidden // 2 each (see models/classifier.py); False: the
+    # forward-only LSTM, as the paper describes it
+    classifier_bidirectional: bool = True
     attention_size: int = 128
     lambda_att: float = 100.0
     dropout: float = 0.2
@@ -108,6 +110,9 @@ class TrainConfig:
             raise TrainError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise TrainError(f"unknown device {self.device!r}; choose cpu, cuda, cuda:N or auto")
+        if self.classifier_bidirectional and self.classifier_hidden % 2:
+            raise TrainError(f"classifier_hidden = {self.classifier_hidden}: a bidirectional classifier splits it "
+                             "between its two directions, so it must be even (or set classifier_bidirectional = false)")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> TrainConfig:

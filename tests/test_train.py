@@ -255,6 +255,9 @@ def test_device_setting_is_checked():
 
     with pytest.raises(TrainError, match="unknown device 'tpu'"):
         TrainConfig(device="tpu")
+    with pytest.raises(TrainError, match="classifier_hidden = 255: .* must be even"):
+        TrainConfig(classifier_hidden=255)
+    assert not TrainConfig(classifier_hidden=255, classifier_bidirectional=False).classifier_bidirectional
     assert torch_device(TrainConfig()).type == "cpu"
     assert torch_device(TrainConfig(device="auto")).type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():

@@ -8,6 +8,19 @@ q)`` over the real tokens, and the context is ``Σ α_t h_t``. With the reason
 for visit, a second LSTM reads it and its last state ``e_r4v`` is
 concatenated to the context. A linear layer gives the codes' logits.
 
+``bidirectional`` (what training uses unless told otherwise) reads the sentence
+with a forward and a backward LSTM of ``hidden // 2`` each: ``h_t`` is both
+states at token t, and ``h_T`` is the forward last state with the backward state
+at the first token, each of which has read the whole sentence. The reason: the
+supervised target spreads attention evenly over the coders' phrase, and a
+forward-only state inside a phrase has not yet read the rest of it (in "squamous
+cell carcinoma of the external upper lip" the state at "carcinoma" knows nothing
+of the lip), so the supervised context averages partial states and loses the
+words that tell rare codes apart; a backward half gives every phrase token the
+whole phrase. Measured on the 39,000-report round (``docs/experiments.md``). The
+paper names an LSTM and its last state; ``bidirectional=False`` is that model
+read as a forward LSTM.
+
 The paper's Table 4 variants (``variant``):
 
 =================  =========  ===================  ===============
