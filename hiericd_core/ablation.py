@@ -22,6 +22,12 @@ Each variant is scored on one split (default ``test``):
 
 It writes ``ablation.json`` (every figure, the config, timings),
 ``ablation.md`` (the table) and ``ablation.png`` (grouped bars), atomically.
+
+For experiments on the classifier alone (another λ, seed or encoder),
+:func:`retrain_classifier` copies a trained folder and trains only its
+classifier again with changed settings, keeping the words and the tagger, and
+:func:`gather_runs` puts such folders into the same table and plot
+(``scripts/classifier_runs.py`` runs both).
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ PLOTTED = (("classifier_accuracy", "classifier accuracy"), ("classifier_macro_f1
 COLUMNS = ("variant", "trained_as", "classifier_accuracy", "classifier_macro_f1", "classifier_weighted_f1",
            "micro_precision", "micro_recall", "micro_f1", "evidence_precision", "evidence_recall", "evidence_f1",
            "evidence_auprc", "best_epoch", "stopped", "train_seconds")
+
+
+#: settings :func:`retrain_classifier` may change: they reach the classifier stage only
+CLASSIFIER_SETTINGS = frozenset({"seed", "threads", "device", "lr", "batch_size", "classifier_epochs", "patience",
+                                 "min_delta", "classifier_hidden", "classifier_bidirectional", "attention_size",
+                                 "lambda_att", "dropout", "freeze_embeddings"})
 
 
 class AblationError(Exception):
@@ -276,3 +288,73 @@ def ablation_plot(rows: Sequence[dict], subtitle: str = "") -> bytes:
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def retrain_classifier(source: str | Path, out_dir: str | Path, changes: dict, split: str = "test") -> dict:
+    """Copy the model folder ``source`` to ``out_dir``, train its classifier again with ``changes`` applied
+    to its training settings, and score it on ``split`` of the data set it was trained on.
+
+    The vocabulary, word vectors and sentence tagger stay those of ``source``, so the classifier is the only
+    difference. Writes ``score.json`` (:func:`score_variant`'s figures) beside the model's own files.
+
+    Returns:
+        ``{"folder", "variant", "changes", "score", "best_epoch", "stopped", "seconds"}``.
+
+    Raises:
+        AblationError: a setting outside :data:`CLASSIFIER_SETTINGS`, or ``source`` not a trained folder.
+    """
+    from hiericd_core.files import atomic_write_json
+    from hiericd_core.train import STAGES_DIR, classifier_stage, finish_stage
+
+    source, out_dir = Path(source), Path(out_dir)
+    outside = sorted(set(changes) - CLASSIFIER_SETTINGS)
+    if outside:
+        known = ", ".join(sorted(CLASSIFIER_SETTINGS))
+        raise AblationError(f"{', '.join(outside)}: not a classifier setting (these reach the words or the tagger; "
+                            f"train a new folder instead). Classifier settings: {known}")
+    if not (source / "train_config.json").is_file() or not (source / STAGES_DIR / "tagger.json").is_file():
+        raise AblationError(f"{source}: not a trained model folder (no train_config.json or {STAGES_DIR}/tagger.json)")
+    if out_dir.resolve() == source.resolve():
+        raise AblationError(f"{out_dir}: the copy must go to another folder than {source}")
+    settings = {**json.loads((source / "train_config.json").read_text(encoding="utf-8")), **changes}
+    TrainConfig(**settings)  # checks the values before anything is copied
+    shutil.rmtree(out_dir, ignore_errors=True)
+    # what the classifier's retraining makes stale stays behind: its checkpoint, results and evaluations
+    shutil.copytree(source, out_dir, ignore=shutil.ignore_patterns(
+        "classifier.pt", "classifier.json", "metrics.json", "score.json", "inference.json", "evaluation-*"))
+    (out_dir / "train_config.json").write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
+    stage = classifier_stage(out_dir)
+    metrics = finish_stage(out_dir)
+    prepared = json.loads((out_dir / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))
+    score = score_variant(out_dir, prepared["dataset_dir"], split)
+    atomic_write_json(out_dir / "score.json", {"split": split, **score})
+    return {"folder": str(out_dir), "variant": metrics["variant"], "changes": changes, "score": score,
+            "best_epoch": stage["result"]["best_epoch"], "stopped": stage["result"]["stopped"],
+            "seconds": stage["seconds"]}
+
+
+def gather_runs(folders: Sequence[str | Path], out_dir: str | Path) -> dict:
+    """The ablation table and plot of model folders scored apart (each with a ``score.json`` from
+    :func:`retrain_classifier`), in the order given; written as :func:`write_ablation` writes them."""
+    from hiericd_core.train import STAGES_DIR
+
+    rows, splits, configs = [], set(), []
+    for folder in map(Path, folders):
+        if not (folder / "score.json").is_file():
+            raise AblationError(f"{folder}: no score.json; run retrain_classifier (scripts/classifier_runs.py) on it")
+        score = json.loads((folder / "score.json").read_text(encoding="utf-8"))
+        splits.add(score.pop("split"))
+        stage = json.loads((folder / STAGES_DIR / "classifier.json").read_text(encoding="utf-8"))
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        configs.append(json.loads((folder / "train_config.json").read_text(encoding="utf-8")))
+        rows.append({"variant": metrics["variant"], "trained_as": metrics["variant"], **score,
+                     "best_epoch": stage["result"]["best_epoch"], "stopped": stage["result"]["stopped"],
+                     "shared_tagger": True, "train_seconds": round(stage["seconds"], 1)})
+    if len(splits) != 1:
+        raise AblationError(f"the folders were scored on different splits ({', '.join(sorted(splits))})")
+    prepared = json.loads((Path(folders[0]) / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))
+    version = prepared["data"].get("dataset_version")
+    return write_ablation({"dataset": prepared["dataset_dir"], "dataset_version": version,
+                           "split": splits.pop(), "config": configs[0], "configs": configs,
+                           "variants": [r["variant"] for r in rows], "folders": [str(f) for f in folders],
+                           "rows": rows}, out_dir)

@@ -128,3 +128,69 @@ def test_mistakes_are_clear(dataset, tmp_path):
     assert result.exit_code == 2 and "not a data set folder" in result.output
     result = CliRunner().invoke(app, ["ablation", str(ds), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "pass --split dev" in result.output and "Traceback" not in result.output
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_retraining_the_classifier_alone(ablation, tmp_path):
+    """The same settings give the same classifier; a changed one changes only the classifier."""
+    import shutil
+
+    from hiericd_core.ablation import gather_runs, retrain_classifier, score_variant
+
+    out, result, _ = ablation
+    source = tmp_path / "source"
+    shutil.copytree(out / "supervised", source)
+    (source / "evaluation-dev.md").write_text("stale")  # figures of the old classifier do not travel
+    same = retrain_classifier(source, tmp_path / "same", {}, split="dev")
+    assert not (tmp_path / "same" / "evaluation-dev.md").exists()
+    assert same["variant"] == "supervised" and same["changes"] == {}
+    a, b = _weights(source / "classifier.pt"), _weights(tmp_path / "same" / "classifier.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    row = next(r for r in result["rows"] if r["variant"] == "supervised")
+    saved = json.loads((tmp_path / "same" / "score.json").read_text())
+    assert saved["split"] == "dev" and saved["micro_f1"] == row["micro_f1"] == same["score"]["micro_f1"]
+    assert saved["classifier_macro_f1"] == row["classifier_macro_f1"]
+
+    other = retrain_classifier(source, tmp_path / "other", {"seed": 5, "lambda_att": 1.0}, split="dev")
+    config = json.loads((tmp_path / "other" / "train_config.json").read_text())
+    assert (config["seed"], config["lambda_att"]) == (5, 1.0)
+    assert (tmp_path / "other" / "tagger.pt").read_bytes() == (source / "tagger.pt").read_bytes()
+    assert (tmp_path / "other" / "vectors.npy").read_bytes() == (source / "vectors.npy").read_bytes()
+    c = _weights(tmp_path / "other" / "classifier.pt")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert other["score"] == score_variant(tmp_path / "other", json.loads(
+        (source / "stages" / "prepare.json").read_text())["dataset_dir"], "dev")
+    metrics = json.loads((tmp_path / "other" / "metrics.json").read_text())
+    assert metrics["classifier"]["best_epoch"] == other["best_epoch"]
+
+    gathered = gather_runs([tmp_path / "same", tmp_path / "other"], tmp_path / "table")
+    assert [r["micro_f1"] for r in gathered["rows"]] == [same["score"]["micro_f1"], other["score"]["micro_f1"]]
+    assert gathered["split"] == "dev" and (tmp_path / "table" / "ablation.png").is_file()
+    assert gathered["configs"][1]["seed"] == 5
+
+
+def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation, tmp_path):
+    import importlib.util
+
+    from hiericd_core.ablation import gather_runs, retrain_classifier
+
+    out, _, _ = ablation
+    with pytest.raises(AblationError, match="emb_dim, tagger_hidden: not a classifier setting"):
+        retrain_classifier(out / "supervised", tmp_path / "x", {"tagger_hidden": 8, "emb_dim": 8})
+    with pytest.raises(AblationError, match="variant: not a classifier setting"):
+        retrain_classifier(out / "supervised", tmp_path / "x", {"variant": "pooling"})
+    with pytest.raises(AblationError, match="not a trained model folder"):
+        retrain_classifier(tmp_path, tmp_path / "x", {})
+    with pytest.raises(AblationError, match="no score.json"):
+        gather_runs([out / "pooling"], tmp_path / "t")
+    assert not (tmp_path / "x").exists()
+    spec = importlib.util.spec_from_file_location("classifier_runs",
+                                                  Path(__file__).parent.parent / "scripts" / "classifier_runs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script._setting("lambda_att=10") == ("lambda_att", 10)
+    assert script._setting("classifier_bidirectional=false") == ("classifier_bidirectional", False)
+    assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
