@@ -17,7 +17,8 @@ forward-only state inside a phrase has not yet read the rest of it (in "squamous
 cell carcinoma of the external upper lip" the state at "carcinoma" knows nothing
 of the lip), so the supervised context averages partial states and loses the
 words that tell rare codes apart; a backward half gives every phrase token the
-whole phrase. Measured on the 39,000-report round (``docs/experiments.md``). The
+whole phrase. On the 39,000-report round this closed a 0.05 macro F1 gap to the
+unsupervised variant (``docs/experiments.md``). The
 paper names an LSTM and its last state; ``bidirectional=False`` is that model
 read as a forward LSTM.
 
