@@ -199,6 +199,12 @@ def score_variant(model_dir: str | Path, dataset_dir: str | Path, split: str = "
     }
 
 
+def _row(variant: str, trained_as: str, score: dict, classifier: dict, shared_tagger: bool, seconds: float) -> dict:
+    """One table row: the variant, its figures (:func:`score_variant`) and how its classifier stopped."""
+    return {"variant": variant, "trained_as": trained_as, **score, "best_epoch": classifier["best_epoch"],
+            "stopped": classifier["stopped"], "shared_tagger": shared_tagger, "train_seconds": round(seconds, 1)}
+
+
 def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConfig | None = None,
                  variants: Sequence[str] = VARIANTS, split: str = "test", share_tagger: bool = True,
                  progress: bool = False, log: Callable[[str], None] | None = None, jobs: int = 1) -> dict:
@@ -225,10 +231,8 @@ def run_ablation(dataset_dir: str | Path, out_dir: str | Path, config: TrainConf
         trained_as = info["trained_as"]
         if trained_as not in scored:
             scored[trained_as] = score_variant(info["folder"], dataset_dir, split)
-        classifier = info["metrics"]["classifier"]
-        rows.append({"variant": variant, "trained_as": trained_as, **scored[trained_as],
-                     "best_epoch": classifier["best_epoch"], "stopped": classifier["stopped"],
-                     "shared_tagger": info["shared_tagger"], "train_seconds": round(info["seconds"], 1)})
+        rows.append(_row(variant, trained_as, scored[trained_as], info["metrics"]["classifier"],
+                         info["shared_tagger"], info["seconds"]))
     result = {"dataset": str(dataset_dir), "dataset_version": manifest.get("version"), "split": split,
               "config": asdict(config), "variants": list(variants), "rows": rows}
     return write_ablation(result, out_dir)
@@ -316,13 +320,13 @@ def retrain_classifier(source: str | Path, out_dir: str | Path, changes: dict, s
         raise AblationError(f"{source}: not a trained model folder (no train_config.json or {STAGES_DIR}/tagger.json)")
     if out_dir.resolve() == source.resolve():
         raise AblationError(f"{out_dir}: the copy must go to another folder than {source}")
-    settings = {**json.loads((source / "train_config.json").read_text(encoding="utf-8")), **changes}
-    TrainConfig(**settings)  # checks the values before anything is copied
+    # checks the values before anything is copied
+    config = TrainConfig(**{**json.loads((source / "train_config.json").read_text(encoding="utf-8")), **changes})
     shutil.rmtree(out_dir, ignore_errors=True)
     # what the classifier's retraining makes stale stays behind: its checkpoint, results and evaluations
     shutil.copytree(source, out_dir, ignore=shutil.ignore_patterns(
         "classifier.pt", "classifier.json", "metrics.json", "score.json", "inference.json", "evaluation-*"))
-    (out_dir / "train_config.json").write_text(json.dumps(settings, indent=2, sort_keys=True), encoding="utf-8")
+    atomic_write_json(out_dir / "train_config.json", asdict(config))
     stage = classifier_stage(out_dir)
     metrics = finish_stage(out_dir)
     prepared = json.loads((out_dir / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))
@@ -344,12 +348,10 @@ def gather_runs(folders: Sequence[str | Path], out_dir: str | Path) -> dict:
             raise AblationError(f"{folder}: no score.json; run retrain_classifier (scripts/classifier_runs.py) on it")
         score = json.loads((folder / "score.json").read_text(encoding="utf-8"))
         splits.add(score.pop("split"))
-        stage = json.loads((folder / STAGES_DIR / "classifier.json").read_text(encoding="utf-8"))
+        seconds = json.loads((folder / STAGES_DIR / "classifier.json").read_text(encoding="utf-8"))["seconds"]
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         configs.append(json.loads((folder / "train_config.json").read_text(encoding="utf-8")))
-        rows.append({"variant": metrics["variant"], "trained_as": metrics["variant"], **score,
-                     "best_epoch": stage["result"]["best_epoch"], "stopped": stage["result"]["stopped"],
-                     "shared_tagger": True, "train_seconds": round(stage["seconds"], 1)})
+        rows.append(_row(metrics["variant"], metrics["variant"], score, metrics["classifier"], True, seconds))
     if len(splits) != 1:
         raise AblationError(f"the folders were scored on different splits ({', '.join(sorted(splits))})")
     prepared = json.loads((Path(folders[0]) / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))
