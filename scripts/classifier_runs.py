@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hiericd_core.ablation import AblationError, gather_runs, retrain_classifier  # noqa: E402
+from hiericd_core.train import TrainError  # noqa: E402
 
 
 def _setting(text: str) -> tuple[str, object]:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(result["score"], indent=1))
         else:
             print(gather_runs(args.folders, args.out)["table"])
-    except AblationError as error:
+    except (AblationError, TrainError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

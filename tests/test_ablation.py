@@ -194,3 +194,5 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     assert script._setting("lambda_att=10") == ("lambda_att", 10)
     assert script._setting("classifier_bidirectional=false") == ("classifier_bidirectional", False)
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
+    # a value TrainConfig refuses is a clear error too, not a traceback
+    assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "classifier_hidden=15"]) == 2
