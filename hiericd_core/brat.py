@@ -64,7 +64,7 @@ unparsable and keeps them; they carry nothing) and so do not round-trip.
 Speed
 -----
 Most files a coding tool writes hold only one-fragment ``T`` lines and
-annotator notes in the canonical form. :func:`_fast_lines` takes such a
+annotator notes in the canonical form. :func:`~hiericd_core.brat_parse._fast_lines` takes such a
 file with one regex pass and the few checks those lines can fail; any other
 file, or a failed check, goes through the line-by-line parser, so both give
 the same records and problems (``tests/test_brat.py`` fuzzes the two against
