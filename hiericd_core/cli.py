@@ -64,6 +64,9 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same bytes)")] = 0,
     senior_backlog: Annotated[float, typer.Option(
         min=0.0, max=1.0, help="share of disputed reports the senior has not adjudicated yet")] = 0.0,
+    focus_negation: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="share of one-code diagnosis sentences that also name another disease of "
+                               "their organ, negated (\"...; negative for adenocarcinoma.\"), not coded")] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ):
     """Generate a realistic synthetic coding round (2 of 3 coders per report, senior, truth)."""
@@ -71,7 +74,8 @@ def synth(
 
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; give a new folder")
-    summary = generate_round(out, reports, seed, SynthConfig(senior_backlog_rate=senior_backlog),
+    summary = generate_round(out, reports, seed, SynthConfig(senior_backlog_rate=senior_backlog,
+                                                          focus_negation_rate=focus_negation),
                              progress=sys.stderr.isatty())
     data = summary.to_dict()
     if as_json:

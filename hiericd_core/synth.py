@@ -128,6 +128,11 @@ class SynthConfig:
     differential_rate: float = 0.30
     negated_finding_rate: float = 0.55
     negated_disease_rate: float = 0.25
+    #: chance that a one-code focus sentence also names another disease of its
+    #: organ, negated inside the sentence ("Tubular adenoma of the sigmoid
+    #: colon; negative for adenocarcinoma."): a distractor, not coded. 0 (the
+    #: default) draws nothing, so rounds made before this setting are unchanged.
+    focus_negation_rate: float = 0.0
     history_restates_rfv_rate: float = 0.30
     rfv_states_site_rate: float = 0.50
     history_filler_rate: float = 0.30

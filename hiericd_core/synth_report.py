@@ -57,6 +57,10 @@ class SynthReport:
 
 
 _SLOT = re.compile(r"\{(\w+)\}")
+#: a disease name a pathologist would write as "negative for ...": no qualifier after a comma, not a
+#: chapter-like group ("diseases of appendix", "signs and symptoms in breast")
+_NEGATABLE = re.compile(r"[^,;]+")
+_VAGUE = re.compile(r"\b(diseases? of|disorders?|signs|symptoms|other|unspecified|findings|conditions?)\b", re.I)
 
 
 @lru_cache(maxsize=512)
@@ -201,6 +205,23 @@ class ReportWriter:
         return Sentence(text, [Mention(first.code, _evidence(spans, ev), rfv_dep=rfv_dep, entry=first)],
                      removable=False)
 
+    def negate_inside(self, sent: Sentence, organ: str, taken: set[str]) -> None:
+        """Put a negated disease of ``organ`` (not one of the report's codes) before the sentence's full stop."""
+        if not sent.text.endswith("."):  # pragma: no cover - every focus template ends with one
+            return
+        for _ in range(5):
+            other = self.draw(taken, organ)
+            names = [m for m in other.morphs if _NEGATABLE.fullmatch(m) and not _VAGUE.search(m)]
+            if names:
+                break
+        else:
+            return
+        clause, spans = _render(self.rng.choice(V.FOCUS_NEGATIONS), {"neg": self.rng.choice(names)})
+        start = len(sent.text) - 1
+        span = spans["neg"] if "neg" in spans else spans["Neg"]
+        sent.text = sent.text[:start] + clause + "."
+        sent.anns.append(Mention(other.code, ((start + span[0], start + span[1]),), kind="negated", entry=other))
+
     def disease_mention(self, templates, templates_nosite, entry: CodeEntry, kind: str, extra=None) -> Sentence:
         rng = self.rng
         values = {"m": rng.choice(entry.morphs), "site": rng.choice(entry.sites),
@@ -317,6 +338,8 @@ class ReportWriter:
         for part in parts:
             sent = self.focus(part["entries"], part["site"], part["P"], part["proc"], part["rfv_dep"],
                               part["prose"], upper)
+            if len(part["entries"]) == 1 and cfg.focus_negation_rate and rng.random() < cfg.focus_negation_rate:
+                self.negate_inside(sent, part["entries"][0].organ, taken)
             if part["prose"]:
                 see = f"{part['P']}{part['organ']['label']}, {part['proc']}: see comment."
                 sections["final"].append(Sentence(see, removable=False))

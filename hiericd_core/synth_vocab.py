@@ -814,6 +814,11 @@ DIFFERENTIAL_DISTRACTORS = (
     "{M} is considered in the differential but is not favored.",
     "Features of {m} are not identified.",
 )
+#: A negated disease inside a focus sentence, put before its final full stop.
+FOCUS_NEGATIONS = (
+    "; negative for {neg}", ", negative for {neg}", "; no evidence of {neg}", "; no {neg} identified",
+    ", without {neg}", "; {neg} is not identified",
+)
 NEGATED_TEMPLATES = (
     "Negative for {neg}.", "No evidence of {neg}.", "No {neg} identified.", "{Neg}: not identified.",
 )

@@ -69,3 +69,16 @@ def test_merge_into_the_catalog_writes_the_queue_for_pending_reports(tmp_path, m
     assert len(list(queue.glob("*.ann"))) == pending
     result = runner.invoke(app, ["merge", str(tmp_path / "round"), "--out", str(tmp_path / "elsewhere")])
     assert result.exit_code == 0 and "adjudication-queue" in result.output.replace("\n", "")
+
+
+def test_synth_focus_negation_option_reaches_the_generator(tmp_path):
+    from hiericd_core.synth import SynthConfig, generate_round
+
+    result = runner.invoke(app, ["synth", "--out", str(tmp_path / "cli"), "--reports", "30", "--seed", "4",
+                                 "--focus-negation", "0.5", "--json"])
+    assert result.exit_code == 0, result.output
+    generate_round(tmp_path / "api", 30, 4, SynthConfig(focus_negation_rate=0.5))
+    for name in ("R000001.txt", "R000030.txt"):
+        assert (tmp_path / "cli" / "texts" / name).read_bytes() == (tmp_path / "api" / "texts" / name).read_bytes()
+    refused = runner.invoke(app, ["synth", "--out", str(tmp_path / "bad"), "--focus-negation", "1.5"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output

@@ -395,3 +395,54 @@ def test_a_later_round_of_new_reports_numbers_them_after_the_first(tmp_path):
     # the same reports, only renumbered
     assert (tmp_path / "later" / "texts" / "R001001.txt").read_bytes() == \
         (tmp_path / "first" / "texts" / "R000001.txt").read_bytes()
+
+
+_NEGATION_TAIL = re.compile(r"(?:; negative for |, negative for |; no evidence of |; no |, without |; )"
+                            r"([^;]+?)(?: identified| is not identified)?\.$")
+
+
+def _focus_sentences(root: Path):
+    """(sentence text, evidence end within it) of every truth sentence holding exactly one coded phrase."""
+    for rid in report_ids(root):
+        text = (root / "texts" / f"{rid}.txt").read_text(encoding="utf-8")
+        anns = parse_ann(root / "truth" / f"{rid}.ann")
+        for start, end in split_sentences(text):
+            inside = [a for a in anns if any(start <= s and e <= end for s, e in a[1])]
+            if len(inside) == 1:
+                yield text[start:end], max(e for _, e in inside[0][1]) - start, {c for c, _, _ in anns}
+
+
+def test_focus_negation_puts_an_uncoded_negated_disease_inside_the_diagnosis_sentence(tmp_path):
+    generate_round(tmp_path / "neg", 150, seed=9, config=SynthConfig(focus_negation_rate=1.0))
+    generate_round(tmp_path / "plain", 150, seed=9)
+    # every coded phrase of the round, and the codes that phrase carries
+    phrases: Counter = Counter()
+    for rid in report_ids(tmp_path / "neg"):
+        for _, _, covered in parse_ann(tmp_path / "neg" / "truth" / f"{rid}.ann"):
+            phrases[covered.lower()] += 1
+    cues = {"negative for", "no evidence of", "without", "identified"}
+    with_cue = plain_with_cue = total = plain_total = 0
+    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "neg"):
+        total += 1
+        tail = sentence[evidence_end:]
+        if any(cue in tail for cue in cues):
+            with_cue += 1
+    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "plain"):
+        plain_total += 1
+        plain_with_cue += any(cue in sentence[evidence_end:] for cue in ("; negative for", "; no evidence of"))
+    assert total > 100 and plain_total > 100
+    # with rate 1 a one-code diagnosis sentence ends in a negated clause after its evidence (a mods phrase,
+    # "..., without obstruction", may come first), unless five draws of the organ found no plain disease name
+    assert with_cue >= 0.95 * total, (with_cue, total)
+    assert plain_with_cue == 0
+    # the negated name is a plain disease name, most of them coded elsewhere in this small round's truth,
+    # and the sentence's own annotations do not cover it (_focus_sentences: one coded phrase only)
+    named = 0
+    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "neg"):
+        match = _NEGATION_TAIL.search(sentence[evidence_end:])
+        if not match:
+            continue
+        negated = match.group(1).lower()
+        assert "," not in negated and not re.search(r"\b(diseases? of|disorders?|signs|symptoms)\b", negated)
+        named += any(negated in p for p in phrases)
+    assert named >= 0.5 * total, (named, total)
