@@ -1,5 +1,6 @@
 """Ablation: five variants on a tiny data set, a shared tagger, the outputs, the no-reason fallback."""
 
+import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -173,7 +174,6 @@ def test_retraining_the_classifier_alone(ablation, tmp_path):
 
 
 def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation, tmp_path):
-    import importlib.util
 
     from hiericd_core.ablation import gather_runs, retrain_classifier
 
@@ -196,3 +196,25 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
     # a value TrainConfig refuses is a clear error too, not a traceback
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "classifier_hidden=15"]) == 2
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_negation_split_adds_up_to_the_ablation_accuracy(ablation, dataset, tmp_path):
+    out, _result, _ = ablation
+    script = _script("negation_split")
+    result = script.split_scores(dataset, {"a": out / "attention_r4v"}, "dev")
+    rows = predict_dataset(out / "attention_r4v", dataset, "dev").classifier_rows
+    accuracy = classifier_scores(rows["code"], rows["predicted"]).accuracy
+    n_with, n = result["with_negation"], result["rows"]
+    assert n == len(rows["code"]) > 0
+    scores = result["models"]["a"]
+    combined = ((scores["accuracy_with_negation"] or 0.0) * n_with + (scores["accuracy_without"] or 0.0) * (n - n_with))
+    assert combined / n == pytest.approx(accuracy)
+    assert script.main([str(tmp_path), "--model", f"a={out / 'attention_r4v'}"]) == 2  # not a data set
+    assert script.main([str(dataset), "--model", "a"]) == 2  # not NAME=DIR

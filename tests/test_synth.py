@@ -446,3 +446,14 @@ def test_focus_negation_puts_an_uncoded_negated_disease_inside_the_diagnosis_sen
         assert "," not in negated and not re.search(r"\b(diseases? of|disorders?|signs|symptoms)\b", negated)
         named += any(negated in p for p in phrases)
     assert named >= 0.5 * total, (named, total)
+    # scripts/negation_split.py tells the two kinds of sentence apart with its own pattern
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("negation_split", Path(__file__).parent.parent / "scripts" /
+                                                  "negation_split.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    flagged = sum(bool(script.NEGATION.search(s)) for s, _, _ in _focus_sentences(tmp_path / "neg"))
+    assert flagged == with_cue
+    # without the option only a coded phrase ending ", without <complication>." can look like one
+    assert sum(bool(script.NEGATION.search(s)) for s, _, _ in _focus_sentences(tmp_path / "plain")) <= 0.02 * plain_total
