@@ -1,6 +1,5 @@
 """Ablation: five variants on a tiny data set, a shared tagger, the outputs, the no-reason fallback."""
 
-import importlib.util
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -10,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from scriptkit import load_script
 from test_train import TINY, copy_without, small_dataset
 from typer.testing import CliRunner
 
@@ -174,7 +174,6 @@ def test_retraining_the_classifier_alone(ablation, tmp_path):
 
 
 def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation, tmp_path):
-
     from hiericd_core.ablation import gather_runs, retrain_classifier
 
     out, _, _ = ablation
@@ -187,10 +186,7 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     with pytest.raises(AblationError, match="no score.json"):
         gather_runs([out / "pooling"], tmp_path / "t")
     assert not (tmp_path / "x").exists()
-    spec = importlib.util.spec_from_file_location("classifier_runs",
-                                                  Path(__file__).parent.parent / "scripts" / "classifier_runs.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script("classifier_runs")
     assert script._setting("lambda_att=10") == ("lambda_att", 10)
     assert script._setting("classifier_bidirectional=false") == ("classifier_bidirectional", False)
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
@@ -198,16 +194,9 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "classifier_hidden=15"]) == 2
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_negation_split_adds_up_to_the_ablation_accuracy(ablation, dataset, tmp_path):
     out, _result, _ = ablation
-    script = _script("negation_split")
+    script = load_script("negation_split")
     result = script.split_scores(dataset, {"a": out / "attention_r4v"}, "dev")
     rows = predict_dataset(out / "attention_r4v", dataset, "dev").classifier_rows
     accuracy = classifier_scores(rows["code"], rows["predicted"]).accuracy

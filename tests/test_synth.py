@@ -401,35 +401,33 @@ _NEGATION_TAIL = re.compile(r"(?:; negative for |, negative for |; no evidence o
                             r"([^;]+?)(?: identified| is not identified)?\.$")
 
 
-def _focus_sentences(root: Path):
-    """(sentence text, evidence end within it) of every truth sentence holding exactly one coded phrase."""
+def _focus_sentences(root: Path) -> list[tuple[str, int]]:
+    """(sentence text, end of its evidence within it) of every truth sentence holding exactly one coded phrase."""
+    out = []
     for rid in report_ids(root):
         text = (root / "texts" / f"{rid}.txt").read_text(encoding="utf-8")
         anns = parse_ann(root / "truth" / f"{rid}.ann")
         for start, end in split_sentences(text):
             inside = [a for a in anns if any(start <= s and e <= end for s, e in a[1])]
             if len(inside) == 1:
-                yield text[start:end], max(e for _, e in inside[0][1]) - start, {c for c, _, _ in anns}
+                out.append((text[start:end], max(e for _, e in inside[0][1]) - start))
+    return out
 
 
 def test_focus_negation_puts_an_uncoded_negated_disease_inside_the_diagnosis_sentence(tmp_path):
+    from scriptkit import load_script
+
     generate_round(tmp_path / "neg", 150, seed=9, config=SynthConfig(focus_negation_rate=1.0))
     generate_round(tmp_path / "plain", 150, seed=9)
-    # every coded phrase of the round, and the codes that phrase carries
-    phrases: Counter = Counter()
-    for rid in report_ids(tmp_path / "neg"):
-        for _, _, covered in parse_ann(tmp_path / "neg" / "truth" / f"{rid}.ann"):
-            phrases[covered.lower()] += 1
+    negated_round, plain_round = _focus_sentences(tmp_path / "neg"), _focus_sentences(tmp_path / "plain")
+    # every coded phrase of the round
+    phrases = {covered.lower() for rid in report_ids(tmp_path / "neg")
+               for _, _, covered in parse_ann(tmp_path / "neg" / "truth" / f"{rid}.ann")}
     cues = {"negative for", "no evidence of", "without", "identified"}
-    with_cue = plain_with_cue = total = plain_total = 0
-    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "neg"):
-        total += 1
-        tail = sentence[evidence_end:]
-        if any(cue in tail for cue in cues):
-            with_cue += 1
-    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "plain"):
-        plain_total += 1
-        plain_with_cue += any(cue in sentence[evidence_end:] for cue in ("; negative for", "; no evidence of"))
+    total, plain_total = len(negated_round), len(plain_round)
+    with_cue = sum(any(cue in sentence[end:] for cue in cues) for sentence, end in negated_round)
+    plain_with_cue = sum(any(cue in sentence[end:] for cue in ("; negative for", "; no evidence of"))
+                         for sentence, end in plain_round)
     assert total > 100 and plain_total > 100
     # with rate 1 a one-code diagnosis sentence ends in a negated clause after its evidence (a mods phrase,
     # "..., without obstruction", may come first), unless five draws of the organ found no plain disease name
@@ -438,7 +436,7 @@ def test_focus_negation_puts_an_uncoded_negated_disease_inside_the_diagnosis_sen
     # the negated name is a plain disease name, most of them coded elsewhere in this small round's truth,
     # and the sentence's own annotations do not cover it (_focus_sentences: one coded phrase only)
     named = 0
-    for sentence, evidence_end, _codes in _focus_sentences(tmp_path / "neg"):
+    for sentence, evidence_end in negated_round:
         match = _NEGATION_TAIL.search(sentence[evidence_end:])
         if not match:
             continue
@@ -447,14 +445,8 @@ def test_focus_negation_puts_an_uncoded_negated_disease_inside_the_diagnosis_sen
         named += any(negated in p for p in phrases)
     assert named >= 0.5 * total, (named, total)
     # scripts/negation_split.py tells the two kinds of sentence apart with its own pattern
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("negation_split", Path(__file__).parent.parent / "scripts" /
-                                                  "negation_split.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    flagged = sum(bool(script.NEGATION.search(s)) for s, _, _ in _focus_sentences(tmp_path / "neg"))
-    assert flagged == with_cue
+    script = load_script("negation_split")
+    assert sum(bool(script.NEGATION.search(sentence)) for sentence, _ in negated_round) == with_cue
     # without the option only a coded phrase ending ", without <complication>." can look like one
-    lookalikes = sum(bool(script.NEGATION.search(s)) for s, _, _ in _focus_sentences(tmp_path / "plain"))
+    lookalikes = sum(bool(script.NEGATION.search(sentence)) for sentence, _ in plain_round)
     assert lookalikes <= 0.02 * plain_total
