@@ -218,7 +218,7 @@ class ReportWriter:
             return
         clause, spans = _render(self.rng.choice(V.FOCUS_NEGATIONS), {"neg": self.rng.choice(names)})
         start = len(sent.text) - 1
-        span = spans["neg"] if "neg" in spans else spans["Neg"]
+        span = spans["neg"]  # every FOCUS_NEGATIONS template writes the name in lower case
         sent.text = sent.text[:start] + clause + "."
         sent.anns.append(Mention(other.code, ((start + span[0], start + span[1]),), kind="negated", entry=other))
 
