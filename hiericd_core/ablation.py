@@ -178,7 +178,8 @@ def score_variant(model_dir: str | Path, dataset_dir: str | Path, split: str = "
     import numpy as np
 
     from hiericd_core.evaluate import classifier_scores, end_to_end_scores, evidence_scores
-    from hiericd_core.infer import InferenceConfig, predict_dataset
+    from hiericd_core.infer import InferenceConfig
+    from hiericd_core.infer_dataset import predict_dataset
 
     # the paper's rule (no phrase memory), whatever the folder's inference.json says
     predictions = predict_dataset(model_dir, dataset_dir, split, config=InferenceConfig())

@@ -134,7 +134,7 @@ def run_figures(model_dir: str | Path, dataset_dir: str | Path, evaluation: Mapp
     """
     import pandas as pd
 
-    from hiericd_core.infer import predict_dataset
+    from hiericd_core.infer_dataset import predict_dataset
     from hiericd_core.registry import code_f1
 
     split = evaluation.get("split", "test")

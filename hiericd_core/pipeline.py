@@ -219,7 +219,7 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = 
         tagger_scores,
     )
     from hiericd_core.files import atomic_write_text
-    from hiericd_core.infer import predict_dataset
+    from hiericd_core.infer_dataset import predict_dataset
 
     predictions = predict_dataset(model_dir, dataset_dir, split)
     rows = predictions.classifier_rows

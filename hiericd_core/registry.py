@@ -143,7 +143,7 @@ _DESCRIPTIONS = {
 def _score(model_dir: Path, dataset_dir: Path, split: str) -> dict:
     """End-to-end scores and per-code F1 of a model folder on a data set split."""
     from hiericd_core.evaluate import as_dict, end_to_end_scores
-    from hiericd_core.infer import predict_dataset
+    from hiericd_core.infer_dataset import predict_dataset
 
     predictions = predict_dataset(model_dir, dataset_dir, split)
     scores = as_dict(end_to_end_scores(predictions.gold, predictions.codes, predictions.labels))

@@ -93,7 +93,7 @@ def main() -> int:
     from hiericd_core.catalog import Catalog
     from hiericd_core.evaluate import end_to_end_scores, markdown_table
     from hiericd_core.files import atomic_write_json, atomic_write_text
-    from hiericd_core.infer import add_phrase_memory, predict_dataset
+    from hiericd_core.infer_dataset import add_phrase_memory, predict_dataset
     from hiericd_core.train import TrainConfig
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

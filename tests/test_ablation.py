@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from hiericd_core.ablation import AblationError, run_ablation
 from hiericd_core.cli import app
 from hiericd_core.evaluate import classifier_scores, end_to_end_scores, evidence_scores
-from hiericd_core.infer import predict_dataset
+from hiericd_core.infer_dataset import predict_dataset
 from hiericd_core.models.classifier import VARIANTS
 from hiericd_core.train import train_model
 

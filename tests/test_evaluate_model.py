@@ -10,7 +10,7 @@ from hiericd_core import pipeline
 from hiericd_core.baselines import run_baselines
 from hiericd_core.cli import app
 from hiericd_core.evaluate import end_to_end_scores
-from hiericd_core.infer import predict_dataset
+from hiericd_core.infer_dataset import predict_dataset
 
 runner = CliRunner()
 TINY_TOML = """emb_dim = 16

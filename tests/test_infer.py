@@ -8,7 +8,8 @@ import pytest
 from test_train import TINY, small_dataset
 
 from hiericd_core.baselines import PhraseDictionary
-from hiericd_core.infer import InferenceConfig, Predictor, ReportPrediction, add_phrase_memory, predict_dataset
+from hiericd_core.infer import InferenceConfig, Predictor, ReportPrediction
+from hiericd_core.infer_dataset import add_phrase_memory, predict_dataset
 from hiericd_core.train import train_model
 
 

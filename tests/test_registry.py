@@ -19,7 +19,7 @@ from hiericd_core.catalog import Catalog
 from hiericd_core.cli import app
 from hiericd_core.evaluate import end_to_end_scores
 from hiericd_core.files import atomic_write_json
-from hiericd_core.infer import predict_dataset
+from hiericd_core.infer_dataset import predict_dataset
 from hiericd_core.pipeline import evaluate_model
 from hiericd_core.rounds import load_round
 from hiericd_core.train import TrainConfig, train_model

@@ -10,7 +10,7 @@ import torch
 
 from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
 from hiericd_core.evaluate import classifier_scores, tagger_scores
-from hiericd_core.infer import predict_dataset
+from hiericd_core.infer_dataset import predict_dataset
 from hiericd_core.merge import merge_round, write_merge
 from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
 from hiericd_core.rounds import load_round
