@@ -130,7 +130,8 @@ def _cpu_seconds() -> float:
 
 def step_span_f1_hiericd(scratch: Path, reports: int) -> dict:
     cpu = _cpu_seconds()
-    from hiericd_core.spanagree import read_project_table, span_agreement, whitespace_tokens
+    from hiericd_core.spanagree import span_agreement, whitespace_tokens
+    from hiericd_core.spanread import read_project_table
 
     out, problems = {}, 0
     for project in _pair_projects(scratch):
@@ -143,7 +144,8 @@ def step_span_f1_hiericd(scratch: Path, reports: int) -> dict:
 
 
 def step_span_f1_compute(scratch: Path, reports: int) -> dict:
-    from hiericd_core.spanagree import read_project_table, span_agreement, whitespace_tokens
+    from hiericd_core.spanagree import span_agreement, whitespace_tokens
+    from hiericd_core.spanread import read_project_table
 
     tables = {p.name: read_project_table(p)[0] for p in _pair_projects(scratch)}
     started = time.perf_counter()

@@ -15,15 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hiericd_core import spanagree
+from hiericd_core import spanread
 from hiericd_core.annotation import Annotation
 from hiericd_core.brat import read_text
 from hiericd_core.rounds import Report, Round, RoundConfig
 from hiericd_core.spanagree import (
     SpanDocument,
     corpus_spans,
-    read_project,
-    read_project_table,
     round_span_agreement,
     round_span_table,
     span_agreement,
@@ -31,6 +29,7 @@ from hiericd_core.spanagree import (
     whitespace_tokens,
     word_tokens,
 )
+from hiericd_core.spanread import read_project, read_project_table
 
 BRATIAA = Path(__file__).parent / "fixtures" / "bratiaa"
 EXAMPLE = BRATIAA / "example-files" / "example-project"
@@ -172,7 +171,7 @@ def test_project_reads_every_text_file_once_and_checks_each_copy(tmp_path, monke
     changed = next(d for d in written(documents) if {"a", "c"} <= set(d.annotations) and d.annotations["c"])
     (tmp_path / "c" / f"{changed.doc_id}.txt").write_bytes(b"#" * len(changed.text.encode()))
     files_read = []
-    monkeypatch.setattr(spanagree, "read_text", lambda path: files_read.append(path) or read_text(path))
+    monkeypatch.setattr(spanread, "read_text", lambda path: files_read.append(path) or read_text(path))
     got, problems = read_project(tmp_path)
     expected_reads = sum(bool({"a", "b"} & set(d.annotations)) + ("c" in d.annotations) for d in documents)
     assert len(files_read) == expected_reads  # a's and b's hard links are read once, c's copies apart
@@ -196,8 +195,8 @@ def test_project_table_is_the_table_of_the_documents_in_process_or_not(tmp_path,
     (tmp_path / "a" / "doc0007.txt").unlink(missing_ok=True)
     documents, problems = read_project(tmp_path)
     table, table_problems = read_project_table(tmp_path)
-    monkeypatch.setattr(spanagree, "_PARALLEL_FROM", 1)
-    monkeypatch.setattr(spanagree, "_TASKS_PER_WORKER", 7)
+    monkeypatch.setattr(spanread, "_PARALLEL_FROM", 1)
+    monkeypatch.setattr(spanread, "_TASKS_PER_WORKER", 7)
     parallel, parallel_problems = read_project_table(tmp_path)
     assert problems == table_problems == parallel_problems
     assert [p.file for p in problems] == sorted(p.file for p in problems) and len(problems) >= 2
