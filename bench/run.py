@@ -76,7 +76,8 @@ def step_load_round(scratch: Path, reports: int) -> dict:
 
 def step_round_report(scratch: Path, reports: int) -> dict:
     from hiericd_core.agreement import AgreementConfig, agreement
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.report import build_report
     from hiericd_core.rounds import load_round
 
@@ -327,7 +328,8 @@ def step_scale_rounds(scratch: Path, reports: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.rounds import load_round
     from hiericd_core.synth import generate_round
 

@@ -139,7 +139,8 @@ def merge(
     """
     from hiericd_core import pipeline
     from hiericd_core.catalog import Catalog
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.rounds import load_round
 
     if out is None:
@@ -265,7 +266,8 @@ def _merged_dir(path: Path, catalog) -> Path:
     """A merged round folder as it is; a round folder is merged into the catalog first."""
     if (path / "reports.parquet").is_file() and (path / "merge_summary.json").is_file():
         return path
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.rounds import load_round
 
     loaded = load_round(path)

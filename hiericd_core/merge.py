@@ -33,21 +33,18 @@ final annotation, or a dispute (whose ``outcome`` says what became of it).
 In the senior's file, entities labelled with a coder's name or ``Dispute``
 are the adjudication queue's display (see :mod:`hiericd_core.adjudication`),
 not decisions, and are ignored.
+
+Writing a merged round (BRAT, Parquet, CSV) is :mod:`hiericd_core.merge_write`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal, TypeVar
 
 from hiericd_core.annotation import Annotation
-from hiericd_core.brat import Note, TextBound, format_ann
-from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from hiericd_core.rounds import SENIOR, Report, Round
 
 Span = tuple[int, int]
@@ -72,7 +69,6 @@ ANNOTATION_COLUMNS = ("round_id", "report_id", "id", "code", "start", "end", "fr
 # One row per report of the round, pending ones included: what data sets are built from.
 REPORT_COLUMNS = ("round_id", "report_id", "status", "coders", "n_final", "quarantined", "reason_for_visit",
                   "text")
-_INT_COLUMNS = frozenset({"start", "end", "n_final", "quarantined"})
 DISPUTE_COLUMNS = ("round_id", "report_id", "region_start", "region_end", "region", "region_text", "kind",
                    "outcome", "senior_codes", "coders", "codes", "source_ids")
 
@@ -281,7 +277,7 @@ def merge_counts(merged: dict[str, MergedReport], round: Round) -> dict:
         for decision in _decisions(round.reports[rid]) or ():
             if any(fragments_overlap(decision.fragments, d.region) for d in report.disputes):
                 fates["deciding_disputes"] += 1
-            elif _source_id(decision) in added:
+            elif source_id(decision) in added:
                 fates["added"] += 1
             else:
                 fates["confirming_final_annotations"] += 1
@@ -355,7 +351,7 @@ def _join(report: Report, finals: list[FinalAnnotation]) -> list[FinalAnnotation
                      key=lambda s: (_source_rank(s.split(":")[0]), s.split(":")[0]))
         joined.append(FinalAnnotation(report.report_id, "", group[0].code, fragments,
                                       covered_text(report.text, fragments),
-                                      _ordered_sources(s for a in group for s in a.sources),
+                                      ordered_sources(s for a in group for s in a.sources),
                                       min((a.rule for a in group), key=JOIN_PRIORITY.index), tuple(ids)))
     return joined
 
@@ -364,8 +360,8 @@ def _final(report: Report, code: str, members: Sequence[Annotation], rule: Rule)
     fragments = normalize_fragments(f for a in members for f in a.fragments)
     ordered = sorted(members, key=lambda a: (_source_rank(a.source), a.source, _position(a)))
     return FinalAnnotation(report.report_id, "", code, fragments, covered_text(report.text, fragments),
-                           _ordered_sources(a.source for a in members), rule,
-                           tuple(_source_id(a) for a in ordered))
+                           ordered_sources(a.source for a in members), rule,
+                           tuple(source_id(a) for a in ordered))
 
 
 def _numbered(finals: list[FinalAnnotation]) -> list[FinalAnnotation]:
@@ -373,7 +369,8 @@ def _numbered(finals: list[FinalAnnotation]) -> list[FinalAnnotation]:
     return [replace(f, id=f"T{i}") for i, f in enumerate(ordered, 1)]
 
 
-def _ordered_sources(sources: Iterable[str]) -> tuple[str, ...]:
+def ordered_sources(sources: Iterable[str]) -> tuple[str, ...]:
+    """Distinct sources, the coders by name and the senior last."""
     return tuple(sorted(set(sources), key=lambda s: (_source_rank(s), s)))
 
 
@@ -381,7 +378,8 @@ def _source_rank(source: str) -> int:
     return 1 if source == SENIOR else 0  # coders by name, the senior last
 
 
-def _source_id(a: Annotation) -> str:
+def source_id(a: Annotation) -> str:
+    """``source:id``, how provenance names a coder's or the senior's annotation."""
     return f"{a.source}:{a.id}"
 
 
@@ -478,153 +476,3 @@ def merge_quality(result: MergeResult, round: Round) -> dict:
 
 def _ratio(num: float, den: float) -> float:
     return round(num / den, 6) if den else 0.0
-
-
-# ---------------------------------------------------------------- writing
-
-
-def merged_ann(report: MergedReport) -> str:
-    """The ``.ann`` text of a merged report: a ``Diagnosis`` entity and a code note per final annotation.
-
-    The note holds the code only, so that the merged folder reads back as a
-    (single-coder) round; provenance lives in ``annotations.csv``.
-    """
-    records: list[TextBound | Note] = []
-    for i, a in enumerate(report.annotations, 1):
-        records.append(TextBound(a.id, DECISION_LABEL, a.fragments, a.text))
-        records.append(Note(f"#{i}", "AnnotatorNotes", a.id, a.code))
-    return format_ann(records)
-
-
-def annotation_rows(result: MergeResult) -> list[dict]:
-    """One row per final annotation of the reports that are not pending (columns ``ANNOTATION_COLUMNS``)."""
-    rows = []
-    for rid, merged in result.reports.items():  # sorted by report id; annotations by T number
-        if merged.status == "pending":
-            continue
-        for a in merged.annotations:
-            rows.append({"round_id": result.round_id, "report_id": rid, "id": a.id, "code": a.code,
-                         "start": a.start, "end": a.end, "fragments": format_fragments(a.fragments),
-                         "text": a.text, "sources": "+".join(a.sources), "rule": a.rule,
-                         "source_ids": "+".join(a.source_ids)})
-    return rows
-
-
-def report_rows(result: MergeResult, round: Round) -> list[dict]:
-    """One row per report (columns ``REPORT_COLUMNS``): status, reason for visit, text.
-
-    ``quarantined`` counts the items of the report left out while loading the
-    round (bad BRAT lines, invalid codes): its annotations may be incomplete.
-    """
-    bad = Counter(q.report_id for q in round.quarantined if q.report_id is not None)
-    rows = []
-    for rid, merged in result.reports.items():
-        report = round.reports[rid]
-        rows.append({"round_id": result.round_id, "report_id": rid, "status": merged.status,
-                     "coders": "+".join(sorted(report.coders)), "n_final": len(merged.annotations),
-                     "quarantined": bad[rid], "reason_for_visit": report.reason_for_visit, "text": report.text})
-    return rows
-
-
-def dispute_rows(result: MergeResult, round: Round) -> list[dict]:
-    """One row per dispute with its outcome (columns ``DISPUTE_COLUMNS``)."""
-    rows = []
-    for rid, merged in result.reports.items():
-        text = round.reports[rid].text
-        for d in merged.disputes:
-            rows.append({"round_id": result.round_id, "report_id": rid, "region_start": d.start,
-                         "region_end": d.end, "region": format_fragments(d.region),
-                         "region_text": covered_text(text, d.region), "kind": d.kind, "outcome": d.outcome,
-                         "senior_codes": "+".join(d.senior_codes),
-                         "coders": "+".join(_ordered_sources(a.source for a in d.annotations)),
-                         "codes": "+".join(f"{a.source}:{a.code}" for a in d.annotations),
-                         "source_ids": "+".join(_source_id(a) for a in d.annotations)})
-    return rows
-
-
-def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
-    """Write the merged round; the same input gives the same bytes.
-
-    Writes under ``out_dir``:
-
-    * ``brat/<report_id>.txt`` + ``.ann`` for every report not pending, and
-      ``brat/round.toml`` (language and round id of ``round``; codes in
-      notes), so that ``brat/`` loads as a single-coder round;
-    * ``annotations.parquet`` and ``annotations.csv``: one row per final
-      annotation (:data:`ANNOTATION_COLUMNS`), sorted by report id then id;
-    * ``reports.parquet``: one row per report, pending ones included
-      (:data:`REPORT_COLUMNS`): status, reason for visit and text;
-    * ``disputes.csv``: one row per dispute (:data:`DISPUTE_COLUMNS`);
-    * ``pending.txt``: the pending report ids, one a line;
-    * ``merge_summary.json``: the counts, plus ``quality`` when reports carry truth.
-
-    Returns:
-        The summary written to ``merge_summary.json``.
-    """
-    out_dir = Path(out_dir)
-    assert_accounted(result, round)
-    brat = out_dir / "brat"
-    written: set[str] = set()
-    for rid, merged in result.reports.items():
-        if merged.status == "pending":
-            continue
-        atomic_write_text(brat / f"{rid}.txt", round.reports[rid].text)
-        atomic_write_text(brat / f"{rid}.ann", merged_ann(merged))
-        written |= {f"{rid}.txt", f"{rid}.ann"}
-    if brat.is_dir():  # a report merged before and pending now must not linger
-        for stale in brat.iterdir():
-            if stale.suffix in (".txt", ".ann") and stale.name not in written:
-                stale.unlink()
-    atomic_write_text(brat / "round.toml", _round_toml(round))
-
-    rows = annotation_rows(result)
-    atomic_write_text(out_dir / "annotations.csv", _csv(ANNOTATION_COLUMNS, rows))
-    atomic_write_bytes(out_dir / "annotations.parquet", _parquet(ANNOTATION_COLUMNS, rows))
-    atomic_write_bytes(out_dir / "reports.parquet", _parquet(REPORT_COLUMNS, report_rows(result, round)))
-    atomic_write_text(out_dir / "disputes.csv", _csv(DISPUTE_COLUMNS, dispute_rows(result, round)))
-    atomic_write_text(out_dir / "pending.txt", "".join(f"{rid}\n" for rid in result.pending))
-
-    summary = merge_summary(result, round)
-    atomic_write_json(out_dir / "merge_summary.json", summary)
-    return summary
-
-
-def merge_summary(result: MergeResult, round: Round) -> dict:
-    """The counts of a merge, plus ``quality`` against the truth when reports carry one."""
-    summary = {"round_id": result.round_id, **result.counts}
-    if any(r.truth is not None for r in round.reports.values()):
-        summary["quality"] = merge_quality(result, round)
-    return summary
-
-
-def _round_toml(round: Round) -> str:
-    def quoted(value: str) -> str:
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-    return ("# merged annotations of a round: codes in the AnnotatorNotes of Diagnosis entities\n"
-            f"[round]\nid = {quoted(round.id)}\n"
-            + (f"date = {quoted(round.config.date)}\n" if round.config.date else "")
-            + f"language = {quoted(round.config.language)}\n"
-            f"code_system = {quoted(round.config.code_system)}\n"
-            f"\n[codes]\nsource = \"note\"\nlabels = [{quoted(DECISION_LABEL)}]\n"
-            f"accept = [{', '.join(quoted(s) for s in round.config.codes.accept)}]\n")
-
-
-def _csv(columns: Sequence[str], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
-def _parquet(columns: Sequence[str], rows: list[dict]) -> bytes:
-    """Parquet bytes with a fixed schema; no pandas metadata, so nothing varies between runs."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = pa.schema([(c, pa.int64() if c in _INT_COLUMNS else pa.string()) for c in columns])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()

@@ -55,7 +55,8 @@ def merge(round_path: str | Path, catalog: Catalog) -> dict:
         ``{"round_id", "merged", "pending", "queue", "summary"}`` (paths as strings).
     """
     from hiericd_core.adjudication import write_adjudication_queue
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.rounds import load_round
 
     loaded = load_round(round_path)
@@ -78,7 +79,8 @@ def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -
         ``{"round_id", "report", "agreement", "headline_kappa", "warnings"}``.
     """
     from hiericd_core.agreement import AgreementConfig, agreement
-    from hiericd_core.merge import merge_round, merge_summary
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import merge_summary
     from hiericd_core.report import build_report
     from hiericd_core.rounds import load_round
 

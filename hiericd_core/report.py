@@ -184,7 +184,7 @@ def build_report(round: Round, merge_result: MergeResult, merge_summary: dict, a
     Args:
         round: the loaded round.
         merge_result: :func:`~hiericd_core.merge.merge_round` of it.
-        merge_summary: what :func:`~hiericd_core.merge.write_merge` returned.
+        merge_summary: what :func:`~hiericd_core.merge_write.write_merge` returned.
         agreement: :func:`~hiericd_core.agreement.agreement` of it.
         out_dir: the report folder (created if missing).
         history_root: where earlier rounds' report folders are; default ``out_dir.parent``.

@@ -8,7 +8,8 @@ from pathlib import Path
 from hiericd_core.adjudication import annotation_conf, decision_label, write_adjudication_queue
 from hiericd_core.annotation import CodeSource
 from hiericd_core.brat import Attribute, Note, TextBound, parse_ann
-from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.merge import merge_round
+from hiericd_core.merge_write import write_merge
 from hiericd_core.rounds import Round, RoundConfig, load_round
 
 # carcinoma of the left breast 16-44, nevus 53-58, hypertension 88-100

@@ -27,7 +27,8 @@ from hiericd_core.baselines import (
 )
 from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
 from hiericd_core.evaluate import end_to_end_scores
-from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.merge import merge_round
+from hiericd_core.merge_write import write_merge
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round
 

@@ -17,7 +17,8 @@ from hiericd_core.datasets import (
     parse_round_splits,
     write_dataset,
 )
-from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.merge import merge_round
+from hiericd_core.merge_write import write_merge
 from hiericd_core.rounds import load_round
 from hiericd_core.segment import Segmenter, SegmenterConfig
 

@@ -18,8 +18,8 @@ from hiericd_core.merge import (
     merge_report,
     merge_round,
     normalize_fragments,
-    write_merge,
 )
+from hiericd_core.merge_write import write_merge
 from hiericd_core.rounds import Report, Round, RoundConfig, load_round
 
 # offsets (end exclusive), worked by hand and checked in test_text_offsets:

@@ -13,7 +13,8 @@ from statistics import fmean
 import pytest
 
 from hiericd_core.agreement import AgreementConfig, agreement
-from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.merge import merge_round
+from hiericd_core.merge_write import write_merge
 from hiericd_core.report import build_report, landis_koch
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round

@@ -11,7 +11,8 @@ import torch
 from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
 from hiericd_core.evaluate import classifier_scores, tagger_scores
 from hiericd_core.infer_dataset import predict_dataset
-from hiericd_core.merge import merge_round, write_merge
+from hiericd_core.merge import merge_round
+from hiericd_core.merge_write import write_merge
 from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round

@@ -28,7 +28,8 @@ MIN_COUNT = "expect_column_values_to_be_between(column=train_count, min_value=3)
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
-    from hiericd_core.merge import merge_round, write_merge
+    from hiericd_core.merge import merge_round
+    from hiericd_core.merge_write import write_merge
     from hiericd_core.rounds import load_round
     from hiericd_core.synth import generate_round
 
