@@ -292,19 +292,19 @@ UNIQUE_ROW = "expect_compound_columns_to_be_unique(column_list=['report_id', 'se
 
 
 def test_chunk_sizes_cut_between_reports_by_hand():
-    from hiericd_core.validation import _chunk_sizes
+    from hiericd_core.validation_frames import chunk_sizes
 
     runs = {"a": 3, "b": 2, "c": 4, "d": 1}
-    assert _chunk_sizes(runs, 5) == [5, 5]  # a+b, c+d
-    assert _chunk_sizes(runs, 3) == [3, 6, 1]  # a, b+c, d
-    assert _chunk_sizes(runs, 100) == [10]
-    assert _chunk_sizes({}, 5) == [0]  # an empty table is one empty chunk
+    assert chunk_sizes(runs, 5) == [5, 5]  # a+b, c+d
+    assert chunk_sizes(runs, 3) == [3, 6, 1]  # a, b+c, d
+    assert chunk_sizes(runs, 100) == [10]
+    assert chunk_sizes({}, 5) == [0]  # an empty table is one empty chunk
 
 
 def test_chunked_validation_sums_what_whole_validation_finds(dataset, tmp_path, monkeypatch):
     """Chunks of ~400 rows (a dozen or more): the counts add up to the whole table's, and a fault far down the
     table is reported with its row, as whole-table validation reports it."""
-    from hiericd_core import validation
+    from hiericd_core import validation_frames
 
     holder = {}
 
@@ -316,8 +316,8 @@ def test_chunked_validation_sums_what_whole_validation_finds(dataset, tmp_path, 
     folder = corrupt(dataset, tmp_path, "sentences.parquet", shorten_late_row)
     whole = validate_dataset(folder)
     n_rows = pq.ParquetFile(folder / "sentences.parquet").metadata.num_rows
-    monkeypatch.setattr(validation, "SENTENCE_CHUNK", 400)
-    assert len(validation._chunked_frames(folder, json.loads((folder / "label_space.json").read_text()))[
+    monkeypatch.setattr(validation_frames, "SENTENCE_CHUNK", 400)
+    assert len(validation_frames.dataset_frames(folder, json.loads((folder / "label_space.json").read_text()))[
         "sentences.parquet"].sizes) >= n_rows // 400
     chunked = validate_dataset(folder)
     assert [(o.name, o.success, o.element_count, o.unexpected_count, o.failing_rows, o.failing_values)
@@ -334,8 +334,8 @@ def test_chunked_validation_sums_what_whole_validation_finds(dataset, tmp_path, 
 def test_a_duplicate_row_away_from_its_report_is_caught(dataset, tmp_path, monkeypatch):
     """A copy of the first row at the end scatters its report: validated whole, the duplicate is found even
     with chunks far smaller than the table."""
-    from hiericd_core import validation
+    from hiericd_core import validation_frames
 
-    monkeypatch.setattr(validation, "SENTENCE_CHUNK", 400)
+    monkeypatch.setattr(validation_frames, "SENTENCE_CHUNK", 400)
     report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", lambda rows: rows.append(rows[0])))
     assert UNIQUE_ROW in names
