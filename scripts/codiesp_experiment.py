@@ -87,6 +87,14 @@ def row(system: str, scores, extra: dict | None = None) -> dict:
             **(extra or {})}
 
 
+def _model_arg(text: str) -> tuple[str, str]:
+    """``NAME=DIR`` with DIR a trained model folder (it holds ``classifier.pt``)."""
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not (Path(folder) / "classifier.pt").is_file():
+        raise argparse.ArgumentTypeError(f"{text!r}: give NAME=DIR with DIR a trained model folder")
+    return name, folder
+
+
 def main() -> int:
     from hiericd_core import pipeline
     from hiericd_core.baselines import run_baselines
@@ -102,7 +110,7 @@ def main() -> int:
     parser.add_argument("--dev-round", type=Path, default=ROOT / "data" / "codiesp" / "dev")
     parser.add_argument("--min-count", type=int, default=1, help="label space: codes seen this often in training")
     parser.add_argument("--config", type=Path, help="TrainConfig TOML for the model trained here")
-    parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+    parser.add_argument("--model", action="append", default=[], metavar="NAME=DIR", type=_model_arg,
                         help="score these trained model folders instead of training one (repeatable)")
     parser.add_argument("--dataset", type=Path, help="use this data set folder (split by round) instead of building")
     parser.add_argument("--no-baselines", action="store_true")
@@ -123,7 +131,7 @@ def main() -> int:
     log(f"data set {dataset}: label space {manifest['label_space_size']} codes (min_count "
         f"{manifest['config']['min_count']})")
 
-    models = dict(item.split("=", 1) for item in args.model)
+    models = dict(args.model)
     if not models:
         config = TrainConfig.from_toml(args.config) if args.config else TrainConfig()
         started = time.perf_counter()

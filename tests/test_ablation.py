@@ -1,5 +1,6 @@
 """Ablation: five variants on a tiny data set, a shared tagger, the outputs, the no-reason fallback."""
 
+import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -192,6 +193,11 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
     # a value TrainConfig refuses is a clear error too, not a traceback
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "classifier_hidden=15"]) == 2
+    codiesp = load_script("codiesp_experiment")
+    assert codiesp._model_arg(f"sup={out / 'supervised'}") == ("sup", str(out / "supervised"))
+    for bad in (str(out / "supervised"), f"={out / 'supervised'}", f"x={tmp_path}"):  # no name; no model
+        with pytest.raises(argparse.ArgumentTypeError, match="NAME=DIR"):
+            codiesp._model_arg(bad)
 
 
 def test_negation_split_adds_up_to_the_ablation_accuracy(ablation, dataset, tmp_path):
