@@ -8,7 +8,6 @@ every public name here.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from hiericd_core.brat_records import (
     Relation,
     TextBound,
 )
+from hiericd_core.files import atomic_write_bytes
 
 
 def format_record(record: Record) -> str:
@@ -97,7 +97,7 @@ def write_ann(path: str | os.PathLike, records: Sequence[Record], *, final_newli
         ValueError: the records would not read back as written.
     """
     path = Path(path)
-    _atomic_write(path, _checked(path, records, final_newline, doc_text).encode("utf-8"))
+    atomic_write_bytes(path, _checked(path, records, final_newline, doc_text).encode("utf-8"), durable=True)
     return path
 
 
@@ -123,21 +123,6 @@ def write_document(path: str | os.PathLike, records: Sequence[Record], *, text: 
     ann = Path(stem + ".ann")
     content = _checked(ann, records, final_newline, text)
     if text is not None:
-        _atomic_write(Path(stem + ".txt"), text.encode("utf-8"))
-    _atomic_write(ann, content.encode("utf-8"))
+        atomic_write_bytes(Path(stem + ".txt"), text.encode("utf-8"), durable=True)
+    atomic_write_bytes(ann, content.encode("utf-8"), durable=True)
     return ann
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

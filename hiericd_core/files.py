@@ -9,45 +9,55 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same folder + rename.
+@contextmanager
+def _replacing(path: str | Path, durable: bool = False) -> Iterator[BinaryIO]:
+    """A binary handle on a temp file beside ``path``; renamed over ``path`` when the block ends without error.
 
-    Readers see the old file or the new one, never a partial one.
+    The file keeps the mode of the one it replaces (new files: 0644, where mkstemp gives 0600). With
+    ``durable`` the data reach the disk before the rename. On any error the temp file is removed and
+    ``path`` is untouched.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; written files are for others to read
+            yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+
+
+def atomic_write_bytes(path: str | Path, data: bytes, durable: bool = False) -> Path:
+    """Write ``data`` to ``path`` through a temp file in the same folder + rename.
+
+    Readers see the old file or the new one, never a partial one. ``durable``: fsync before the rename
+    (for files people edit, such as BRAT annotations).
+    """
+    with _replacing(path, durable) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_copy(source: str | Path, path: str | Path) -> Path:
     """Copy the file ``source`` to ``path`` atomically (block by block: the file need not fit in memory)."""
     import shutil
 
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, open(source, "rb") as src:
-            shutil.copyfileobj(src, handle, 1 << 20)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with _replacing(path) as handle, open(source, "rb") as src:
+        shutil.copyfileobj(src, handle, 1 << 20)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -45,6 +45,9 @@ def test_atomic_writes_replace_whole_files(tmp_path):
     text = (tmp_path / "x.json").read_text()
     assert text == json.dumps({"a": [1, 2], "b": 1}, indent=2) + "\n"
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]  # no temp file left
+    target.chmod(0o664)  # a file a team made group-writable stays so when rewritten
+    atomic_write_bytes(target, b"again", durable=True)
+    assert target.read_bytes() == b"again" and oct(target.stat().st_mode & 0o777) == "0o664"
 
 
 def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
