@@ -103,6 +103,9 @@ class TrainConfig:
     classifier_bidirectional: bool = True
     attention_size: int = 128
     lambda_att: float = 100.0
+    # supervised variants: the attention loss trains the attention layer only, the scores reading detached
+    # LSTM states (models/classifier.py); True: it reaches the LSTM too (end to end)
+    attention_to_encoder: bool = False
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
@@ -513,7 +516,8 @@ def classifier_stage(out_dir: str | Path, callback: Callback | None = None, prog
                                           hidden=config.classifier_hidden, attention_size=config.attention_size,
                                           lambda_att=config.lambda_att, dropout=config.dropout, n_labels=len(labels),
                                           freeze_embeddings=config.freeze_embeddings,
-                                          bidirectional=config.classifier_bidirectional)
+                                          bidirectional=config.classifier_bidirectional,
+                                          attention_to_encoder=config.attention_to_encoder)
         classifier, result = _train_classifier(config, classifier_cfg, rows, labels, callback, progress, vectors)
     save_checkpoint(out_dir / "classifier.pt", classifier, labels=labels, variant=variant,
                     variant_requested=config.variant, max_tokens=config.max_tokens, **prepared["data"])

@@ -125,6 +125,39 @@ def test_supervised_attention_loss_by_hand():
     assert target.tolist() == [[0, 0.5, 0.5, 0], [0, 0, 0, 0]] and has.tolist() == [1.0, 0.0]
 
 
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_detached_attention_keeps_the_attention_loss_out_of_the_encoder(bidirectional):
+    b = batch_sentences([[3, 4, 5, 6], [7, 8, 9]], [[10], [11, 12]], labels=[1, 2],
+                        phrase_masks=[[0, 1, 1, 0], [1, 0, 0]])
+    grads, outputs = {}, {}
+    for to_encoder in (True, False):
+        model = classifier("supervised_r4v", hidden=6, bidirectional=bidirectional, attention_to_encoder=to_encoder)
+        logits, alpha = model(b["tokens"], b["lengths"], b["r4v"], b["r4v_lengths"])
+        _, ce, att = model.loss(logits, alpha, b["labels"], b["phrase_mask"])
+        att.backward(retain_graph=True)  # the attention loss alone
+        grads[to_encoder] = {name: p.grad.abs().sum().item() if p.grad is not None else 0.0
+                             for name, p in model.named_parameters()}
+        model.zero_grad()
+        ce.backward()  # the codes still reach the encoder through the context
+        assert model.lstm.weight_ih_l0.grad.abs().sum() > 0
+        outputs[to_encoder] = logits.detach()
+    assert torch.equal(outputs[True], outputs[False])  # same weights (same seed): the same forward pass
+    encoder = [n for n in grads[True] if n.startswith("lstm")]
+    assert len(encoder) == (8 if bidirectional else 4)
+    assert all(grads[True][n] > 0 for n in encoder) and all(grads[False][n] == 0 for n in encoder)
+    for n in ("att.weight", "att.bias", "query.weight"):
+        assert grads[False][n] > 0 and grads[False][n] == pytest.approx(grads[True][n])
+    # without supervision the setting changes nothing: the codes reach the encoder through the scores too
+    vanilla = {}
+    for to_encoder in (True, False):
+        model = classifier("attention_r4v", hidden=6, bidirectional=bidirectional, attention_to_encoder=to_encoder)
+        logits, alpha = model(b["tokens"], b["lengths"], b["r4v"], b["r4v_lengths"])
+        model.loss(logits, alpha, b["labels"], b["phrase_mask"])[0].backward()
+        vanilla[to_encoder] = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    assert all(torch.equal(x, y) for x, y in zip(vanilla[True], vanilla[False], strict=True))
+
+
 def test_tagger_shapes_masking_and_weighted_loss():
     model = tagger(use_r4v=True)
     reports = [[[3, 4], [5, 6, 7], [8]], [[9, 10, 11]]]
