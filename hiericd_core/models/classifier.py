@@ -23,13 +23,13 @@ last state; ``bidirectional=False`` is that model read as a forward LSTM.
 
 ``attention_to_encoder`` (supervised variants) says where the attention loss
 reaches. With ``True`` (end to end) its gradient flows through the scores into
-the sentence LSTM; at λ = 100 it is most of the loss, so the LSTM is shaped to find the
-coders' phrase as much as to tell codes apart, and it learns codes more slowly
-(on the 39,000-report round, dev macro F1 0.28 after one epoch against 0.52).
-With ``False`` (what training uses unless told otherwise) the scores
-read the sentence LSTM's states detached: the attention loss trains only ``W``, ``b`` and
-``W_q``, which learn to find the phrase in states the codes alone shaped, and
-the codes still train everything through the context. The loss is the same
+the sentence LSTM; at λ = 100 it is most of the loss, so the LSTM is shaped to
+find the coders' phrase as much as to tell codes apart, and it learns codes more
+slowly (on the 39,000-report round, dev macro F1 0.28 after one epoch against
+0.52). With ``False`` (what training uses unless told otherwise) the scores read
+the sentence LSTM's states detached: the attention loss trains only ``W``, ``b``
+and ``W_q``, which learn to find the phrase in states the codes alone shaped,
+and the codes train the LSTM through the context only. The loss is the same,
 ``CE + λ Σ_t (α_t − α̂_t)²``; only its path changes (``docs/experiments.md``).
 
 The paper's Table 4 variants (``variant``):
