@@ -302,8 +302,12 @@ def retrain_classifier(source: str | Path, out_dir: str | Path, changes: dict, s
     The vocabulary, word vectors and sentence tagger stay those of ``source``, so the classifier is the only
     difference. Writes ``score.json`` (:func:`score_variant`'s figures) beside the model's own files.
 
+    A classifier setting that ``source``'s ``train_config.json`` does not record (a folder trained before the
+    setting existed) takes today's default; ``defaulted`` names those with the value used, so a caller can
+    pass the old behaviour in ``changes`` instead.
+
     Returns:
-        ``{"folder", "variant", "changes", "score", "best_epoch", "stopped", "seconds"}``.
+        ``{"folder", "variant", "changes", "defaulted", "score", "best_epoch", "stopped", "seconds"}``.
 
     Raises:
         AblationError: a setting outside :data:`CLASSIFIER_SETTINGS`, or ``source`` not a trained folder.
@@ -322,7 +326,9 @@ def retrain_classifier(source: str | Path, out_dir: str | Path, changes: dict, s
     if out_dir.resolve() == source.resolve():
         raise AblationError(f"{out_dir}: the copy must go to another folder than {source}")
     # checks the values before anything is copied
-    config = TrainConfig(**{**json.loads((source / "train_config.json").read_text(encoding="utf-8")), **changes})
+    saved = json.loads((source / "train_config.json").read_text(encoding="utf-8"))
+    config = TrainConfig(**{**saved, **changes})
+    defaulted = {name: getattr(config, name) for name in sorted(CLASSIFIER_SETTINGS - set(saved) - set(changes))}
     shutil.rmtree(out_dir, ignore_errors=True)
     # what the classifier's retraining makes stale stays behind: its checkpoint, results and evaluations
     shutil.copytree(source, out_dir, ignore=shutil.ignore_patterns(
@@ -333,7 +339,8 @@ def retrain_classifier(source: str | Path, out_dir: str | Path, changes: dict, s
     prepared = json.loads((out_dir / STAGES_DIR / "prepare.json").read_text(encoding="utf-8"))
     score = score_variant(out_dir, prepared["dataset_dir"], split)
     atomic_write_json(out_dir / "score.json", {"split": split, **score})
-    return {"folder": str(out_dir), "variant": metrics["variant"], "changes": changes, "score": score,
+    return {"folder": str(out_dir), "variant": metrics["variant"], "changes": changes, "defaulted": defaulted,
+            "score": score,
             "best_epoch": stage["result"]["best_epoch"], "stopped": stage["result"]["stopped"],
             "seconds": stage["seconds"]}
 

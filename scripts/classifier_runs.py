@@ -9,6 +9,8 @@
 trains the classifier stage again on the data set SOURCE was trained on —
 same vocabulary, word vectors and sentence tagger — and writes
 ``OUT/score.json`` (classifier, end-to-end and evidence figures on the split).
+A classifier setting SOURCE's ``train_config.json`` does not record (a folder
+trained before it existed) takes today's default, and a note says so.
 ``gather`` writes ``ablation.json``/``.md``/``.png`` into OUT from such
 folders, in the order given. ``docs/experiments.md`` made its λ, seed and
 encoder comparisons this way.
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "retrain":
             result = retrain_classifier(args.source, args.out, dict(args.changes), args.split)
+            for name, value in result["defaulted"].items():
+                print(f"note: {args.source} does not record {name}; today's default {json.dumps(value)} was used "
+                      f"(--set {name}=... to train as that folder was)", file=sys.stderr)
             print(json.dumps({k: v for k, v in result.items() if k != "score"}, indent=1))
             print(json.dumps(result["score"], indent=1))
         else:

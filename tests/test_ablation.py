@@ -148,7 +148,7 @@ def test_retraining_the_classifier_alone(ablation, tmp_path):
     (source / "evaluation-dev.md").write_text("stale")  # figures of the old classifier do not travel
     same = retrain_classifier(source, tmp_path / "same", {}, split="dev")
     assert not (tmp_path / "same" / "evaluation-dev.md").exists()
-    assert same["variant"] == "supervised" and same["changes"] == {}
+    assert same["variant"] == "supervised" and same["changes"] == {} and same["defaulted"] == {}
     a, b = _weights(source / "classifier.pt"), _weights(tmp_path / "same" / "classifier.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     row = next(r for r in result["rows"] if r["variant"] == "supervised")
@@ -156,9 +156,13 @@ def test_retraining_the_classifier_alone(ablation, tmp_path):
     assert saved["split"] == "dev" and saved["micro_f1"] == row["micro_f1"] == same["score"]["micro_f1"]
     assert saved["classifier_macro_f1"] == row["classifier_macro_f1"]
 
+    older = json.loads((source / "train_config.json").read_text())  # as written before these settings existed
+    del older["attention_to_encoder"], older["classifier_bidirectional"], older["seed"]
+    (source / "train_config.json").write_text(json.dumps(older))
     other = retrain_classifier(source, tmp_path / "other", {"seed": 5, "lambda_att": 1.0}, split="dev")
+    assert other["defaulted"] == {"attention_to_encoder": False, "classifier_bidirectional": True}
     config = json.loads((tmp_path / "other" / "train_config.json").read_text())
-    assert (config["seed"], config["lambda_att"]) == (5, 1.0)
+    assert (config["seed"], config["lambda_att"], config["attention_to_encoder"]) == (5, 1.0, False)
     assert (tmp_path / "other" / "tagger.pt").read_bytes() == (source / "tagger.pt").read_bytes()
     assert (tmp_path / "other" / "vectors.npy").read_bytes() == (source / "vectors.npy").read_bytes()
     c = _weights(tmp_path / "other" / "classifier.pt")
