@@ -41,16 +41,17 @@ def split_scores(dataset: Path, models: dict[str, Path], split: str = "test") ->
     r4v = dict(zip(reports["report_id"], reports["r4v_tokens"], strict=True))
     negated = np.array([bool(NEGATION.search(text)) for text in rows["text"]])
     gold = np.array([codes[0] for codes in rows["codes"]])
+    reasons = [r4v.get(rid) or [] for rid in rows["report_id"]]
+    # where each sentence's phrase ends (past its last mask token); None: no phrase token
+    phrase_end = [int(np.flatnonzero(mask).max()) + 1 if any(mask) else None for mask in rows["attention_mask"]]
     out: dict = {"rows": len(gold), "with_negation": int(negated.sum()), "models": {}}
     for name, folder in models.items():
         predictor = Predictor.load(folder, threads=1)
-        probs, alphas = predictor.classify(rows["tokens"], [r4v.get(rid) or [] for rid in rows["report_id"]], 128)
+        probs, alphas = predictor.classify(rows["tokens"], reasons, 128)
         right = np.array([predictor.labels[k] for k in probs.argmax(1)]) == gold
-        after = []
-        for alpha, mask in zip(alphas, rows["attention_mask"], strict=True):
-            inside = np.nonzero(np.asarray(mask[: len(alpha)]))[0]
-            after.append(float(np.asarray(alpha)[inside.max() + 1:].sum()) if len(inside) else 0.0)
-        after = np.array(after)
+        # a phrase cut off by the model's token cap leaves nothing after it (alpha[end:] is empty)
+        after = np.array([float(np.asarray(alpha)[end:].sum()) if end is not None else 0.0
+                          for alpha, end in zip(alphas, phrase_end, strict=True)])
         out["models"][name] = {
             "accuracy_with_negation": float(right[negated].mean()) if negated.any() else None,
             "accuracy_without": float(right[~negated].mean()) if (~negated).any() else None,
