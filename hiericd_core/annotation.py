@@ -11,15 +11,17 @@ Where a BRAT annotation carries its code is a round setting
   e.g. ``N1<TAB>Reference T1 ICD10CM:C50.911``.
 
 Only entities whose label is in ``CodeSource.labels`` carry codes (all
-entities when the list is empty). A coded entity whose code is missing or
-invalid becomes a :class:`~hiericd_core.brat.Problem` naming the file and
-line; it is quarantined and the rest of the file is kept. A round whose code
-system is ``none`` (e.g. a named-entity project) takes the code text as it is.
+entities when the list is empty). A coded entity whose code is missing,
+invalid, or ambiguous (two codes in one note, a code cut by a space; see
+:func:`~hiericd_core.icd.read_code`) becomes a
+:class:`~hiericd_core.brat.Problem` naming the file and line; it is
+quarantined and the rest of the file is kept. A round whose code system is
+``none`` (e.g. a named-entity project) takes the code text as it is.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,8 +29,6 @@ from hiericd_core import icd
 from hiericd_core.brat import Attribute, Document, Normalization, Note, Problem, TextBound
 
 SourceKind = Literal["note", "label", "attribute", "normalization"]
-
-_TOKEN = re.compile(r"[A-Za-z0-9.]+")
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Annotation:
 
 
 def coded_annotations(
-    document: Document, source: CodeSource, *, report_id: str, who: str
+    document: Document, source: CodeSource, *, report_id: str, who: str, display: Collection[str] = ()
 ) -> tuple[list[Annotation], list[Problem]]:
     """Return the coded annotations of ``document`` and the problems found.
 
@@ -82,6 +82,9 @@ def coded_annotations(
         source: where codes live and which code statuses are accepted.
         report_id: the report the document belongs to.
         who: the coder (or ``"senior"``) who wrote the document.
+        display: labels of entities shown for context, not coded by ``who``
+            (the adjudication queue's coder and ``Dispute`` entities in the
+            senior's file): their note may list several codes; the first is taken.
 
     Returns:
         ``(annotations, problems)``: one annotation per coded entity with a
@@ -111,7 +114,11 @@ def coded_annotations(
             annotations.append(Annotation(report_id, who, record.id, record.label, record.fragments,
                                           record.text, raw.strip(), line))
             continue
-        code = _first_code(raw)
+        try:
+            code = icd.read_code(raw, first=record.label in display)
+        except icd.CodeError as exc:  # two codes, or one cut in pieces: which one was meant is not ours to guess
+            problems.append(Problem(file, code_line, f"{record.id}: {exc}", raw))
+            continue
         kind = icd.status(code) if code else "unknown"
         if kind not in source.accept:
             reason = (f"{record.id}: {raw.strip()!r} is not an ICD-10-CM code" if kind == "unknown"
@@ -135,17 +142,3 @@ def _raw_code(record: TextBound, linked: list, source: CodeSource) -> tuple[str 
         return (attrs[0].value, attrs[0].id) if attrs else (None, f"attribute {source.attribute!r}")
     norms = [r for r in linked if isinstance(r, Normalization) and r.resource == source.resource]
     return (norms[0].entry, norms[0].id) if norms else (None, f"normalization in {source.resource!r}")
-
-
-def _first_code(raw: str) -> str:
-    """Return the first token of ``raw`` that reads as an ICD-10 code, normalised.
-
-    Coders sometimes add words after the code ("C50.911 per path"); a note
-    whose first token is not a code yields its normalised whole text, which
-    the caller then reports as unknown.
-    """
-    for token in _TOKEN.findall(raw):
-        code = icd.normalize(token)
-        if icd.status(code) != "unknown":
-            return code
-    return icd.normalize(raw)

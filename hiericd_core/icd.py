@@ -72,6 +72,45 @@ def normalize(code: str) -> str:
     return bare if len(bare) <= 3 else f"{bare[:3]}.{bare[3:]}"
 
 
+# What a coder's note is cut into: runs of letters, digits and dots.
+_TOKEN = re.compile(r"[A-Za-z0-9.]+")
+_MAX_PIECES = 4  # "N43 . 40" is three pieces of one code; a code has at most 8 characters
+
+
+def read_code(text: str, *, first: bool = False) -> str:
+    """Return the one code in a coder's note, normalised.
+
+    Coders add words after the code ("C50.911 per path"); those are let be. A
+    note without any code yields its normalised whole text, which the caller
+    reports as unknown.
+
+    Args:
+        text: the note (or label, attribute value, normalization entry).
+        first: take the first code of a note that lists several for show
+            (the adjudication queue's ``conflict: coder1 C50.912 vs coder2
+            C50.911``), without the checks below.
+
+    Raises:
+        CodeError: the note holds two or more codes (``"N43.40 N45.1"``), or
+            one code cut by a space (``"N43 .40"``), which reading only its
+            first piece would turn into another code (``N43``).
+    """
+    tokens = _TOKEN.findall(text)
+    codes = [code for code in map(normalize, tokens) if status(code) != "unknown"]
+    if first:
+        return codes[0] if codes else normalize(text)
+    if len(codes) > 1:
+        raise CodeError(f"{text.strip()!r} holds {len(codes)} codes ({', '.join(codes)}); "
+                        "give each code its own annotation")
+    for size in range(2, _MAX_PIECES + 1):
+        for start in range(len(tokens) - size + 1):
+            joined = normalize("".join(tokens[start:start + size]))
+            if status(joined) != "unknown":
+                raise CodeError(f"{text.strip()!r} looks like the code {joined} cut by a space; "
+                                "write it without spaces")
+    return codes[0] if codes else normalize(text)
+
+
 def status(code: str) -> Status:
     """Return the status of ``code`` (normalised first)."""
     canonical = normalize(code)

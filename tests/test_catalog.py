@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hiericd_core.catalog import Catalog
+from hiericd_core.catalog import Catalog, UnsafeIdError, check_id
 from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
@@ -63,3 +63,40 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
     assert target.read_text() == "old"
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == ["f.txt"]
 
+
+
+@pytest.mark.parametrize("bad", ["", ".", "..", "../x", "a/b", "/abs", "a\\b", ".hidden", "a..b", "-x", "a b",
+                                 "x" * 129, "caf\u00e9"])
+def test_every_catalog_path_refuses_an_id_that_is_a_path(tmp_path, bad):
+    cat = Catalog.from_env(tmp_path)
+    for method in (cat.round, cat.merged, cat.report, cat.dataset, cat.model):
+        with pytest.raises(UnsafeIdError, match="is not a safe id"):
+            method(bad)
+    assert isinstance(UnsafeIdError(""), ValueError)
+
+
+def test_ids_the_pipeline_writes_are_safe(tmp_path):
+    cat = Catalog.from_env(tmp_path)
+    for good in ("synth-5-300", "codiesp-train", "codiesp-dev", "2026-11-round-07", "x" * 128):
+        assert cat.merged(good) == tmp_path / "merged" / good
+    # a data set version (16 hex digits) and a model run named after an Airflow run id (dags/hiericd_train.py)
+    assert cat.dataset("0123456789abcdef") == tmp_path / "datasets" / "0123456789abcdef"
+    run = "0123456789abcdef-manual__2026-12-07T22_49_45.123_00_00"
+    assert cat.model(run) == tmp_path / "models" / run
+
+
+def test_check_id_names_the_file_and_key(tmp_path):
+    assert check_id("r-1", "[round] id") == "r-1"
+    with pytest.raises(UnsafeIdError) as info:
+        check_id("../../x", "[round] id", "round.toml")
+    assert str(info.value) == ("round.toml: [round] id '../../x' is not a safe id; use letters, digits, '.', '_' "
+                               "and '-', starting with a letter or digit, at most 128 characters, no '..'")
+
+
+def test_catalog_never_leaves_its_folders_through_a_link(tmp_path):
+    cat = Catalog.from_env(tmp_path / "home").ensure()
+    os.symlink(tmp_path, cat.merged("x"))  # merged/x leads out of the catalog
+    with pytest.raises(UnsafeIdError, match="leads outside"):
+        cat.merged("x")
+    os.symlink(cat.merged("y"), cat.merged("z"))  # a link within merged/ is fine
+    assert cat.merged("z") == tmp_path / "home" / "merged" / "z"

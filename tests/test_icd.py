@@ -1,5 +1,7 @@
 """ICD-10-CM table: facts checked against the CMS tabular list by hand."""
 
+import re
+
 import pytest
 
 from hiericd_core import icd
@@ -94,3 +96,35 @@ def test_billable_codes_by_chapter():
     # every listed code really is billable
     assert all(icd.status(c) == "billable" for c in neoplasms[:200])
     assert len(icd.billable_codes()) > 70000  # FY ICD-10-CM has ~74k billable codes
+
+
+@pytest.mark.parametrize(
+    ("note", "code"),
+    [
+        ("C50.911", "C50.911"),
+        ("c50911", "C50.911"),
+        (" C50.911 per path", "C50.911"),  # words after the code are let be
+        ("see C50.911", "C50.911"),
+        ("T81.4XX", "T81.4XX"),
+        ("Z99.999", "Z99.999"),  # no code in it: the whole note, for the caller to report as unknown
+        ("not a code", "NOTACODE"),
+    ],
+)
+def test_read_code_takes_the_one_code_of_a_note(note, code):
+    assert icd.read_code(note) == code
+
+
+@pytest.mark.parametrize(
+    ("note", "message"),
+    [
+        ("N43.40 N45.1", "'N43.40 N45.1' holds 2 codes (N43.40, N45.1)"),
+        ("N43.40;N45.1;C50", "holds 3 codes (N43.40, N45.1, C50)"),
+        ("N43 .40", "'N43 .40' looks like the code N43.40 cut by a space"),  # N43 alone is a valid category
+        ("N43. 40", "looks like the code N43.40 cut by a space"),
+        ("N43 . 40", "looks like the code N43.40 cut by a space"),
+        ("C50 911", "looks like the code C50.911 cut by a space"),
+    ],
+)
+def test_read_code_refuses_two_codes_or_a_cut_one(note, message):
+    with pytest.raises(icd.CodeError, match=re.escape(message)):
+        icd.read_code(note)

@@ -100,7 +100,8 @@ def test_accept_setting_refuses_categories(tmp_path):
         ("[round\nid=1", "not valid TOML"),
         ('[codes]\nsource = "column"\n', "use note, label, attribute or normalization"),
         ('[codes]\nsource = "attribute"\n', "needs attribute"),
-        ('[codes]\ncolour = "red"\n', re.escape("unknown keys in [codes]: colour")),
+        ('[codes]\ncolour = "red"\n',
+         re.escape("[codes] colour: unknown key (known: source, labels, attribute, resource, accept)")),
     ],
 )
 def test_bad_round_toml_is_a_clear_error(tmp_path, toml, message):
