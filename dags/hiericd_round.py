@@ -15,13 +15,14 @@ for a re-coded report; param ``all_rounds`` false: this round alone), so each
 retraining learns from all the coders' work so far. The data-set task emits the ``hiericd_datasets`` asset (its
 extra names the data set folder) that the training DAG is scheduled on; when
 the Great Expectations gate fails, the task fails with the expectation and the
-failing rows, and no asset event is emitted, so training does not run.
+failing rows, nothing is put in ``datasets/`` (the data set is kept in
+``rejected/datasets/<version>/``), and no asset event is emitted, so training
+does not run.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,6 +65,7 @@ def hiericd_round():
     def ingest(source: str) -> str:
         from hiericd_core import pipeline
         from hiericd_core.catalog import Catalog
+        from hiericd_core.files import replace_dir
         from hiericd_core.rounds import RoundError
 
         try:
@@ -72,10 +74,8 @@ def hiericd_round():
             raise AirflowFailException(str(exc)) from exc
         arrived = Path(source).resolve()
         if arrived.parent == INCOMING.resolve():  # claimed: the next run's sensor must not pick it again
-            done = INCOMING / ".ingested" / arrived.name
-            shutil.rmtree(done, ignore_errors=True)
-            done.parent.mkdir(parents=True, exist_ok=True)
-            arrived.rename(done)
+            # by renames: killed halfway, the folder is still in incoming/ (and ingested again), never lost
+            replace_dir(arrived, INCOMING / ".ingested" / arrived.name)
         return copied
 
     @task(execution_timeout=timedelta(minutes=30))
@@ -107,6 +107,7 @@ def hiericd_round():
     def datasets(merged: dict, assessed: dict, params=None, outlet_events=None) -> dict:
         from hiericd_core import pipeline
         from hiericd_core.catalog import Catalog
+        from hiericd_core.datasets import DatasetError
         from hiericd_core.validation import ValidationError
 
         try:
@@ -115,8 +116,10 @@ def hiericd_round():
             rounds = (pipeline.merged_rounds(catalog, like=merged["merged"]) if params["all_rounds"]
                       else [merged["merged"]])
             built = pipeline.datasets(rounds, catalog, min_count=params["min_count"])
-        except ValidationError as exc:
+        except ValidationError as exc:  # nothing was put in datasets/; the message says where the data set is kept
             raise AirflowFailException(f"data-quality gate failed:\n{exc}") from exc
+        except DatasetError as exc:  # nothing usable in the rounds: retrying will not help
+            raise AirflowFailException(str(exc)) from exc
         # the training DAG trains on the data set this event names
         outlet_events[DATASETS].extra = {"dataset_dir": built["path"], "version": built["version"],
                                          "round_id": merged["round_id"]}

@@ -2,7 +2,9 @@
 
 Runs when the round DAG emits ``hiericd_datasets`` (on the data set that
 event names) and every Monday at 03:00 UTC (on the newest data set of the
-catalog), or by hand with params: ``dataset_dir`` (a data set folder),
+catalog), on a data set whose Great Expectations gate passed only (``locate``
+fails on one whose ``validation.json`` is missing or says failed), or by
+hand with params: ``dataset_dir`` (a data set folder),
 ``config`` (training settings overriding the defaults, e.g.
 ``{"tagger_epochs": 1}``) and ``config_file`` (a TOML file, see
 ``hiericd train --config``).
@@ -57,11 +59,12 @@ TRAINING = {"retries": 1, "retry_delay": timedelta(minutes=2), "execution_timeou
 def hiericd_train():
     @task(execution_timeout=timedelta(minutes=5))
     def locate(params=None, triggering_asset_events=None, run_id=None) -> dict:
-        import json
         from pathlib import Path
 
         from hiericd_core import pipeline
         from hiericd_core.catalog import Catalog
+        from hiericd_core.datasets import DatasetError
+        from hiericd_core.validation import require_passed
 
         catalog = Catalog.from_env().ensure()
         events = list(triggering_asset_events[DATASETS]) if triggering_asset_events else []
@@ -70,11 +73,10 @@ def hiericd_train():
             raise AirflowFailException(f"no data set in {catalog.datasets}; run hiericd_round first or "
                                        "trigger with params {'dataset_dir': '/path/to/dataset'}")
         dataset = str(chosen)
-        manifest_file = Path(dataset) / "manifest.json"
-        if not manifest_file.is_file():
-            raise AirflowFailException(f"{dataset}: not a data set folder (no manifest.json); "
-                                       "build one with hiericd_round or `hiericd datasets`")
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+        try:  # only a data set whose Great Expectations gate passed is trained on
+            manifest = require_passed(dataset)
+        except DatasetError as exc:
+            raise AirflowFailException(str(exc)) from exc
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
         return {"dataset": str(Path(dataset).resolve()), "version": manifest["version"],
                 "rounds": list(manifest.get("source_rounds", [])),

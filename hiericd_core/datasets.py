@@ -510,6 +510,9 @@ def write_dataset(dataset: Dataset, out: str | Path | None = None, *, datasets_r
     ``out`` the files go there; else into ``<datasets_root>/<version>/``.
     Every file is written atomically (the Parquet files are copied, a block at
     a time); ``manifest.json`` last, so a folder with a manifest is complete.
+    :func:`hiericd_core.pipeline.datasets` writes into a scratch folder and
+    renames the folder into the catalog only after the Great Expectations gate
+    passed: use it for a data set that training will take.
     """
     from hiericd_core.files import atomic_copy, atomic_write_bytes, atomic_write_json
 

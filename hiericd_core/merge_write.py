@@ -1,7 +1,8 @@
 """Writing a merged round: a BRAT folder that loads back as a round, Parquet and CSV tables, a summary.
 
 The same input gives the same bytes: rows are sorted, Parquet carries a fixed
-schema and no pandas metadata, and every file is written atomically.
+schema and no pandas metadata, and the folder is built aside and swapped in
+whole.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from hiericd_core.adjudication import write_adjudication_queue
 from hiericd_core.brat import Note, TextBound, format_ann
-from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from hiericd_core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, replace_dir, staging_dir
 from hiericd_core.merge import (
     ANNOTATION_COLUMNS,
     DECISION_LABEL,
@@ -30,6 +32,7 @@ from hiericd_core.merge import (
 )
 from hiericd_core.rounds import Round
 
+ADJUDICATION_DIR = "adjudication"  # the queue's folder inside a merged round written with queue=True
 _INT_COLUMNS = frozenset({"start", "end", "n_final", "quarantined"})  # Parquet int64; the rest strings
 
 
@@ -92,8 +95,8 @@ def dispute_rows(result: MergeResult, round: Round) -> list[dict]:
     return rows
 
 
-def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
-    """Write the merged round; the same input gives the same bytes.
+def write_merge(result: MergeResult, round: Round, out_dir: str | Path, *, queue: bool = False) -> dict:
+    """Write the merged round into ``out_dir``, replacing it whole; the same input gives the same bytes.
 
     Writes under ``out_dir``:
 
@@ -106,25 +109,38 @@ def write_merge(result: MergeResult, round: Round, out_dir: str | Path) -> dict:
       (:data:`REPORT_COLUMNS`): status, reason for visit and text;
     * ``disputes.csv``: one row per dispute (:data:`DISPUTE_COLUMNS`);
     * ``pending.txt``: the pending report ids, one a line;
-    * ``merge_summary.json``: the counts, plus ``quality`` when reports carry truth.
+    * ``merge_summary.json``: the counts, plus ``quality`` when reports carry truth;
+    * with ``queue``, when reports are pending: the adjudication queue in
+      ``adjudication/`` (:data:`ADJUDICATION_DIR`).
+
+    The folder is built in a scratch folder beside ``out_dir`` and swapped in
+    with renames (:func:`~hiericd_core.files.replace_dir`): a merge killed
+    halfway leaves the previous merge whole, never ``brat/`` files that
+    disagree with the summary, and nothing of an earlier merge lingers (a
+    report merged before and pending now, a queue the senior has emptied).
 
     Returns:
         The summary written to ``merge_summary.json``.
     """
     out_dir = Path(out_dir)
     assert_accounted(result, round)
+    with staging_dir(out_dir.parent, out_dir.name) as scratch:
+        folder = scratch / out_dir.name
+        summary = _write_files(result, round, folder)
+        if queue and result.pending:
+            write_adjudication_queue(result, round, folder / ADJUDICATION_DIR)
+        replace_dir(folder, out_dir)
+    return summary
+
+
+def _write_files(result: MergeResult, round: Round, out_dir: Path) -> dict:
+    """The files of :func:`write_merge`, into a new folder; the summary last."""
     brat = out_dir / "brat"
-    written: set[str] = set()
     for rid, merged in result.reports.items():
         if merged.status == "pending":
             continue
         atomic_write_text(brat / f"{rid}.txt", round.reports[rid].text)
         atomic_write_text(brat / f"{rid}.ann", merged_ann(merged))
-        written |= {f"{rid}.txt", f"{rid}.ann"}
-    if brat.is_dir():  # a report merged before and pending now must not linger
-        for stale in brat.iterdir():
-            if stale.suffix in (".txt", ".ann") and stale.name not in written:
-                stale.unlink()
     atomic_write_text(brat / "round.toml", _round_toml(round))
 
     rows = annotation_rows(result)

@@ -13,6 +13,13 @@ step               writes (under ``HIERICD_HOME``)
 :func:`assess`     ``reports/<id>/agreement.json``, ``index.html``, PNGs, ``summary.json``
 :func:`datasets`   ``datasets/<version>/`` (Parquet, label space, manifest, GX Data Docs)
 =================  ============================================================
+
+Each step builds its folder in a hidden scratch folder beside the
+destination (``.tmp-hiericd-*``, same file system) and renames it into place whole
+(:func:`~hiericd_core.files.replace_dir`): a step killed at any point leaves
+the previous output or the new one, never a mix, and its scratch folder is
+removed when a step next writes beside it. A data set is renamed into place
+only after its Great Expectations gate passed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from hiericd_core.catalog import Catalog
-from hiericd_core.files import atomic_write_json
+from hiericd_core.files import atomic_write_json, replace_dir, staging_dir
 
 
 def ingest(source: str | Path, catalog: Catalog) -> Path:
@@ -30,7 +37,8 @@ def ingest(source: str | Path, catalog: Catalog) -> Path:
     A round already inside the catalog is used where it is. A copy keeps the
     round the pipeline read, whatever later happens to the export folder; an
     earlier copy of the same round id is replaced (a re-export, e.g. with the
-    senior's files added).
+    senior's files added), whole: the copy is made in a scratch folder beside
+    it and swapped in (:func:`~hiericd_core.files.replace_dir`).
     """
     from hiericd_core.rounds import load_round
 
@@ -39,37 +47,63 @@ def ingest(source: str | Path, catalog: Catalog) -> Path:
     target = catalog.round(loaded.id)
     if source == target or catalog.rounds in source.parents:
         return source
-    staging = target.with_name(f".{target.name}.incoming")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    with staging_dir(target.parent, target.name) as scratch:
+        shutil.copytree(source, scratch / target.name, symlinks=True)  # a link stays a link: the loader refuses it
+        replace_dir(scratch / target.name, target)
     return target
 
 
-def merge(round_path: str | Path, catalog: Catalog) -> dict:
-    """Merge a round; write the adjudication queue when reports are pending.
+def merge(round_path: str | Path, catalog: Catalog, out: str | Path | None = None) -> dict:
+    """Merge a round into ``merged/<round id>/`` (or ``out``), replacing an earlier merge whole.
+
+    Into the catalog, the adjudication queue of pending reports goes to
+    ``merged/<round id>/adjudication/``: the senior works from it. The folder
+    is built beside its destination and swapped in (see
+    :func:`~hiericd_core.merge_write.write_merge`), so a merge killed halfway
+    leaves the previous one whole.
+
+    Raises:
+        DatasetError: ``out`` is a folder that holds something other than a merged round (it would be replaced).
 
     Returns:
-        ``{"round_id", "merged", "pending", "queue", "summary"}`` (paths as strings).
+        ``{"round_id", "merged", "pending", "queue", "summary"}`` (paths as strings; ``queue`` None when no
+        report is pending or with ``out``).
     """
-    from hiericd_core.adjudication import write_adjudication_queue
     from hiericd_core.merge import merge_round
-    from hiericd_core.merge_write import write_merge
+    from hiericd_core.merge_write import ADJUDICATION_DIR, write_merge
     from hiericd_core.rounds import load_round
 
     loaded = load_round(round_path)
     result = merge_round(loaded)
-    out = catalog.merged(loaded.id)
-    summary = write_merge(result, loaded, out)
-    queue = out / "adjudication"
-    if result.pending:
-        write_adjudication_queue(result, loaded, queue)
-    elif queue.exists():
-        shutil.rmtree(queue)
-    return {"round_id": loaded.id, "merged": str(out), "pending": len(result.pending),
-            "queue": str(queue) if result.pending else None, "summary": summary}
+    target = catalog.merged(loaded.id) if out is None else _replaceable(Path(out), "merge_summary.json", "merged round")
+    with_queue = out is None
+    summary = write_merge(result, loaded, target, queue=with_queue)
+    queue = target / ADJUDICATION_DIR if with_queue and result.pending else None
+    return {"round_id": loaded.id, "merged": str(target), "pending": len(result.pending),
+            "queue": str(queue) if queue else None, "summary": summary}
+
+
+def merged_round(path: str | Path, catalog: Catalog) -> tuple[Path, int]:
+    """A merged round folder as it is, or a round folder merged into the catalog first (:func:`merge`).
+
+    Returns:
+        The merged folder and the number of its reports pending adjudication (0 for a folder given merged).
+    """
+    path = Path(path)
+    if (path / "reports.parquet").is_file() and (path / "merge_summary.json").is_file():
+        return path, 0
+    info = merge(path, catalog)
+    return Path(info["merged"]), info["pending"]
+
+
+def _replaceable(folder: Path, marker: str, what: str) -> Path:
+    """``folder`` when it may be replaced whole: absent, empty, or holding ``marker`` (an earlier output)."""
+    from hiericd_core.datasets import DatasetError
+
+    if folder.exists() and not (folder / marker).is_file() and (not folder.is_dir() or any(folder.iterdir())):
+        raise DatasetError(f"{folder} exists and is not a {what} folder (no {marker}); it would be replaced "
+                           "whole: give a new or empty folder")
+    return folder
 
 
 def assess(round_path: str | Path, catalog: Catalog, *, bootstrap: int = 1000) -> dict:
@@ -113,7 +147,9 @@ def merged_rounds(catalog: Catalog, like: str | Path | None = None) -> list[Path
             return None
 
     root = catalog.root / "merged"
-    rounds = {f: config(f) for f in sorted(root.iterdir()) if f.is_dir()} if root.is_dir() else {}
+    # hidden folders are scratch space (a merge being written), never a round
+    rounds = ({f: config(f) for f in sorted(root.iterdir()) if f.is_dir() and not f.name.startswith(".")}
+              if root.is_dir() else {})
     rounds = {f: r for f, r in rounds.items() if r is not None}
     want = config(Path(like)) if like is not None else None
     if want is not None:
@@ -122,44 +158,67 @@ def merged_rounds(catalog: Catalog, like: str | Path | None = None) -> list[Path
 
 
 def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
-             backend: str = "auto", progress: bool = False, round_splits: dict[str, str] | None = None) -> dict:
-    """Build the data set from merged rounds (oldest first) into ``datasets/<version>/`` and gate it.
+             backend: str = "auto", progress: bool = False, round_splits: dict[str, str] | None = None,
+             out: str | Path | None = None) -> dict:
+    """Build the data set from merged rounds (oldest first), gate it, and put it in ``datasets/<version>/``.
 
-    The Great Expectations suites of ``expectations/`` validate both tables;
-    Data Docs go to ``datasets/<version>/data_docs/``. ``round_splits`` (round
-    id -> split) puts every report of those rounds in that split instead of
-    the hash's (CodiEsp: ``{"codiesp-train": "train", "codiesp-dev": "dev"}``).
+    The folder is built and validated in a scratch folder beside its
+    destination (``datasets/.tmp-hiericd-*``, or beside ``out``) and renamed into
+    place only after the Great Expectations gate passed, so a folder under
+    ``datasets/`` is always a whole data set that passed: Parquet, label
+    space, manifest, ``validation.json`` and Data Docs (``data_docs/``). A
+    data set that fails goes to ``rejected/datasets/<version>/`` instead, for
+    inspection; a rebuild of an existing version replaces it whole.
+    ``round_splits`` (round id -> split) puts every report of those rounds in
+    that split instead of the hash's (CodiEsp: ``{"codiesp-train": "train",
+    "codiesp-dev": "dev"}``).
 
     Returns:
         ``{"version", "path", "manifest", "data_docs"}``.
 
     Raises:
-        ValidationError: an expectation failed; the message names it and the
-            failing rows (``validation.json`` in the folder keeps the details).
+        DatasetError: nothing usable in the rounds, a bad split setting, or ``out`` is a folder that holds
+            something other than a data set.
+        ValidationError: an expectation failed; the message names it, the failing rows and where the rejected
+            data set is kept (its ``validation.json`` keeps the details).
     """
     from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
-    from hiericd_core.validation import check_dataset
+    from hiericd_core.validation import DOCS_DIR, ValidationError, validate_dataset
 
     config = DatasetConfig(seed=seed, min_count=min_count, backend=backend,
                            round_splits=tuple((round_splits or {}).items()))
-    # large builds stage their files beside their destination, not in a /tmp that may be memory
-    scratch = catalog.datasets / ".building"
-    scratch.mkdir(parents=True, exist_ok=True)
-    dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress, scratch_dir=scratch)
-    folder = write_dataset(dataset, datasets_root=catalog.datasets)
-    report = check_dataset(folder, folder / "data_docs")
-    return {"version": dataset.manifest["version"], "path": str(folder), "manifest": str(folder / "manifest.json"),
-            "data_docs": str(report.docs_index) if report.docs_index else None}
+    out = _replaceable(Path(out), "manifest.json", "data set") if out is not None else None
+    with staging_dir(out.parent if out is not None else catalog.datasets, "dataset") as scratch:
+        # the builder's own scratch files (about the data set's size) stay beside the destination too, not in a
+        # /tmp that may be memory
+        dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress, scratch_dir=scratch)
+        folder = write_dataset(dataset, scratch / "dataset")
+        dataset.scratch.cleanup()
+        version = dataset.manifest["version"]
+        target = out if out is not None else catalog.dataset(version)
+        report = validate_dataset(folder, folder / DOCS_DIR)
+        if not report.success:
+            kept = replace_dir(folder, catalog.rejected / "datasets" / version)
+            raise ValidationError(report.moved(kept), kept=kept, target=target)
+        replace_dir(folder, target)
+    report = report.moved(target)
+    return {"version": version, "path": str(target), "manifest": str(target / "manifest.json"),
+            "data_docs": report.docs_index}
 
 
 def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,
           progress: bool = False, config=None) -> dict:
-    """Train tagger and classifier on a data set; returns ``{"model", "metrics"}``.
+    """Train tagger and classifier on a data set that passed its gate; returns ``{"model", "metrics"}``.
 
     ``config`` (a :class:`~hiericd_core.train.TrainConfig`) wins over ``config_file``.
+
+    Raises:
+        DatasetError: ``dataset_dir`` is not a data set, or its ``validation.json`` is missing or says it failed.
     """
     from hiericd_core.train import train_model
+    from hiericd_core.validation import require_passed
 
+    require_passed(dataset_dir)
     metrics = train_model(dataset_dir, out_dir, config or train_config(config_file), progress=progress)
     return {"model": str(out_dir), "metrics": metrics}
 
@@ -196,7 +255,8 @@ def choose_dataset(given: str | Path | None, event_extras: list[dict], catalog: 
 
 def latest_dataset(catalog: Catalog) -> Path | None:
     """The data set folder of the catalog written last (its manifest is written last), or None."""
-    manifests = [m for m in catalog.datasets.glob("*/manifest.json") if m.is_file()]
+    manifests = [m for m in catalog.datasets.glob("*/manifest.json")
+                 if m.is_file() and not m.parent.name.startswith(".")]
     return max(manifests, key=lambda m: m.stat().st_mtime_ns).parent if manifests else None
 
 

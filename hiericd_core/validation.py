@@ -3,8 +3,9 @@
 The expectation suites are GX suite JSON in ``expectations/`` at the repository
 root (one file per suite; ``expectations/README.md`` lists what each checks).
 A suite's ``meta.hiericd`` names the table it checks (``sentences.parquet``,
-``reports.parquet`` or ``label_space.json``) and the columns that identify a
-row in messages. Checks across columns or tables run on columns derived here
+``reports.parquet``, ``label_space.json``, or ``splits``: per-split counts of
+reports, focus sentences and classifier rows, which fail a degenerate data
+set) and the columns that identify a row in messages. Checks across columns or tables run on columns derived here
 first (:mod:`hiericd_core.validation_frames`: ``mask_len``, ``mask_sum``,
 ``report_splits``, ...), so the suites can use GX's built-in expectations only.
 Suite parameters (``{"$PARAMETER": name}``) are filled in at validation time:
@@ -29,6 +30,9 @@ validation run per chunk.
 
 GX runs in an in-memory context: no files besides the Data Docs site (when a
 folder is given), no progress bars, no analytics, and its INFO logging muted.
+The site is made to work offline and to be byte-stable (:func:`_offline_docs`);
+``validation.json`` holds no absolute path. :func:`require_passed` is what
+training asks before it takes a data set.
 """
 
 from __future__ import annotations
@@ -37,17 +41,24 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hiericd_core.datasets import SPLITS
+from hiericd_core.datasets import SPLITS, DatasetError
 from hiericd_core.validation_frames import SentenceChunks, dataset_frames, round_splits
 
 SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+VALIDATION_FILE = "validation.json"  # in the data set folder: the gate's outcome, which training asks for
+DOCS_DIR = "data_docs"  # in the data set folder: the Data Docs site
 DOCS_SITE = "hiericd"
+TABLES = ("sentences.parquet", "reports.parquet", "label_space.json", "splits")
+# Data Docs pages carry the run time in their text and paths; a fixed one keeps two builds' pages byte-identical
+# (validation.json and the file times say when a data set was validated)
+RUN_TIME = "1970-01-01T00:00:00Z"
 MAX_FAILING_ROWS = 10
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 
@@ -121,16 +132,55 @@ class ValidationReport:
             suite = counts.setdefault(outcome.suite, {"expectations": 0, "failed": 0})
             suite["expectations"] += 1
             suite["failed"] += not outcome.success
-        return {"folder": self.folder, "success": self.success, "docs_index": self.docs_index,
+        # no absolute paths: the file stays true when the folder moves (it is built aside, then renamed) and two
+        # builds of the same data set write the same bytes
+        return {"success": self.success, "docs_index": f"{DOCS_DIR}/index.html" if self.docs_index else None,
                 "suites": counts, "results": [asdict(outcome) for outcome in self.results]}
+
+    def moved(self, folder: Path) -> ValidationReport:
+        """This report with its paths pointing into ``folder``, where the data set now lies."""
+        docs = str(folder / DOCS_DIR / "index.html") if self.docs_index else None
+        return ValidationReport(str(folder), self.results, docs)
 
 
 class ValidationError(Exception):
-    """A data set failed validation; ``report`` holds every result."""
+    """A data set failed validation; ``report`` holds every result, ``kept`` where the failed folder was put."""
 
-    def __init__(self, report: ValidationReport):
-        super().__init__(report.message())
-        self.report = report
+    def __init__(self, report: ValidationReport, kept: Path | None = None, target: Path | None = None):
+        message = report.message()
+        if kept is not None:
+            message += (f"\nNothing was written to {target or 'the data sets'}; the rejected data set is kept for "
+                        f"inspection in {kept} ({VALIDATION_FILE}, {DOCS_DIR}/).")
+        super().__init__(message)
+        self.report, self.kept = report, kept
+
+
+def require_passed(folder: str | Path) -> dict:
+    """The manifest of the data set in ``folder``, when its Great Expectations gate passed.
+
+    Training takes only such a data set: ``hiericd datasets`` puts a folder
+    in place after its gate passed, and ``validation.json`` records it.
+
+    Raises:
+        DatasetError: not a data set folder, never validated, or failed its gate (the message says what to do).
+    """
+    folder = Path(folder)
+    manifest, verdict = folder / "manifest.json", folder / VALIDATION_FILE
+    if not manifest.is_file():
+        raise DatasetError(f"{folder}: not a data set folder (no manifest.json); build one with `hiericd datasets`")
+    if not verdict.is_file():
+        raise DatasetError(f"{folder}: no {VALIDATION_FILE}: this data set has not passed its Great Expectations "
+                           "gate; rebuild it with `hiericd datasets`, which validates it before putting it in place")
+    try:
+        saved = json.loads(verdict.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DatasetError(f"{verdict}: unreadable ({exc}); rebuild the data set with `hiericd datasets`") from exc
+    if saved.get("success") is not True:
+        failed = [r["name"] for r in saved.get("results", []) if not r.get("success")]
+        raise DatasetError(f"{folder}: the data set failed its Great Expectations gate ({len(failed)} expectation(s), "
+                           f"e.g. {'; '.join(failed[:3]) or 'see the file'}; details in {verdict}); fix the rounds "
+                           "and rebuild it with `hiericd datasets`")
+    return json.loads(manifest.read_text(encoding="utf-8"))
 
 
 def check_dataset(folder: str | Path, docs_dir: str | Path | None = None) -> ValidationReport:
@@ -147,7 +197,9 @@ def validate_dataset(folder: Path, docs_dir: Path | None = None, *, suites_dir: 
 
     Writes ``validation.json`` (the report's :meth:`ValidationReport.to_dict`)
     into ``folder`` and, when ``docs_dir`` is given, a Data Docs site there
-    (``docs_dir/index.html``; the previous site's pages are replaced).
+    (``docs_dir/index.html``; the previous site's pages are replaced). The
+    site works offline (no CDN or S3 assets) and two validations of the same
+    data set write the same bytes (see :func:`_offline_docs`).
 
     Args:
         folder: a data set folder written by :func:`hiericd_core.datasets.write_dataset`.
@@ -181,7 +233,7 @@ def validate_dataset(folder: Path, docs_dir: Path | None = None, *, suites_dir: 
     results = _run_suites(suites, frames, parameters, docs_dir)
     report = ValidationReport(str(folder), results,
                               str(docs_dir / "index.html") if docs_dir is not None else None)
-    atomic_write_json(folder / "validation.json", report.to_dict())
+    atomic_write_json(folder / VALIDATION_FILE, report.to_dict())
     return report
 
 
@@ -205,9 +257,8 @@ def split_share_bounds(n_reports: int, fractions=DEFAULT_FRACTIONS, z: float = 3
 def _read_suite(path: Path) -> dict:
     suite = json.loads(path.read_text(encoding="utf-8"))
     table = suite.get("meta", {}).get("hiericd", {}).get("table")
-    if table not in ("sentences.parquet", "reports.parquet", "label_space.json"):
-        raise ValueError(f"{path}: meta.hiericd.table must name sentences.parquet, reports.parquet or "
-                         f"label_space.json, not {table!r}")
+    if table not in TABLES:
+        raise ValueError(f"{path}: meta.hiericd.table must name one of {', '.join(TABLES)}, not {table!r}")
     return suite
 
 
@@ -283,9 +334,12 @@ def _gx_suite(gx, suite: dict, path: Path):
 def _run_suites(suites: dict[Path, dict], frames: dict, parameters: dict, docs_dir: Path | None
                 ) -> list[ExpectationOutcome]:
     gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
+
     context = _context(gx, docs_dir)
     source = context.data_sources.add_pandas("hiericd")
     outcomes = []
+    runs: list[tuple[str, str, bool]] = []  # (suite, run name, success) per validation run: the index lists them
     for path, suite in suites.items():
         meta = suite["meta"]["hiericd"]
         table = frames[meta["table"]]
@@ -295,14 +349,19 @@ def _run_suites(suites: dict[Path, dict], frames: dict, parameters: dict, docs_d
             gx.ValidationDefinition(name=suite["name"], data=batch, suite=gx_suite))
         order = {expectation.id: index for index, expectation in enumerate(gx_suite.expectations)}
         per_chunk = []
-        for frame in (table if isinstance(table, SentenceChunks) else [table]):
+        frames_of_table = table if isinstance(table, SentenceChunks) else [table]
+        for chunk, frame in enumerate(frames_of_table, 1):
+            run_name = f"chunk-{chunk:04d}" if isinstance(table, SentenceChunks) else "whole"
             row_id = [column for column in meta.get("row_id", []) if column in frame]
             result = definition.run(
                 batch_parameters={"dataframe": frame}, expectation_parameters=parameters,
                 # no unexpected_index_column_names: GX then looks up every failing row cell by cell (minutes when
                 # a whole column fails); it returns frame index labels instead, and _outcome reads the rows
                 result_format={"result_format": "SUMMARY", "partial_unexpected_count": MAX_FAILING_ROWS,
-                               "return_unexpected_index_query": False})
+                               "return_unexpected_index_query": False},
+                # a fixed run id: the Data Docs pages are named and dated by it (see RUN_TIME)
+                run_id=RunIdentifier(run_name=run_name, run_time=RUN_TIME))
+            runs.append((suite["name"], run_name, bool(result.success)))
             ordered = sorted(result.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
             per_chunk.append([_outcome(suite["name"], r, frame, row_id) for r in ordered])
         outcomes += [_combine(chunks) for chunks in zip(*per_chunk, strict=True)]
@@ -310,7 +369,87 @@ def _run_suites(suites: dict[Path, dict], frames: dict, parameters: dict, docs_d
         for stale in ("validations", "expectations"):  # pages of earlier runs (GX names them by run time)
             shutil.rmtree(Path(docs_dir) / stale, ignore_errors=True)
         context.build_data_docs(site_names=[DOCS_SITE])
+        _offline_docs(Path(docs_dir), runs)
     return outcomes
+
+
+# GX's pages load Bootstrap, jQuery, bootstrap-table, Font Awesome and Vega from CDNs and its logo from S3: a
+# machine without internet (a hospital's) shows them broken, and a page that fetches assets tells a third party
+# that someone opened it. The pages' content is static HTML, so the remote assets and the scripts that need them
+# are dropped and a little local CSS keeps the tables readable.
+_REMOTE_LINK = re.compile(r"<link\b[^>]*\bhref=[\"']https?://[^>]*>\s*", re.I)
+_SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>\s*", re.I | re.S)
+_REMOTE_IMG = re.compile(r"(<img\b[^>]*\bsrc=)[\"']https?://[^\"']*[\"']", re.I)
+_REMOTE_URL = re.compile(r"url\(\s*['\"]?https?://[^)]*\)", re.I)
+# GX's element ids (a uuid4 per page); only these, so a report id that is a uuid shows as it is
+_UUID = re.compile(r"(?<=collapse-body-)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_GX_TIME = re.compile(r"\b\d{8}T\d{6}\.\d{6}Z\b")  # e.g. the batch's ge_load_time
+# GX hashes the frame it validated; for Arrow-backed list columns it pickles them, and the pickle's bytes vary
+_FINGERPRINT = re.compile(r"(pandas_data_fingerprint.{0,400}?)\b[0-9a-f]{32}\b", re.S)
+_OFFLINE_CSS = """<style>/* hiericd: offline Data Docs, no CDN styles */
+body { font-family: system-ui, sans-serif; margin: 1em 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 2px 6px; vertical-align: top; text-align: left; }
+.collapse, .tab-pane, .fade { display: block !important; opacity: 1 !important; }
+.text-success, .ge-success-icon { color: #1a7f37; } .text-danger, .ge-failed-icon { color: #c62828; }
+.navbar img { height: 32px !important; }
+</style>
+"""
+
+
+def _offline_docs(docs_dir: Path, runs: list[tuple[str, str, bool]]) -> None:
+    """Make the Data Docs site work offline and byte-stable; write its index page.
+
+    Every page loses its remote stylesheets and scripts (see above), its logo
+    comes from the site's own ``static/images``, and what GX makes up anew on
+    each build is fixed: random element ids (uuid4) become numbers in order of
+    appearance, load times become :data:`RUN_TIME`, and the frame fingerprint
+    (not stable, see ``_FINGERPRINT``) is left out. GX's index page fills
+    its tables with JavaScript from a CDN, so it is replaced by a static list
+    of the suites and validation runs.
+    """
+    from hiericd_core.files import atomic_write_text
+
+    fixed_time = RUN_TIME.replace("-", "").replace(":", "").replace("Z", ".000000Z")
+    for page in sorted(docs_dir.rglob("*.html")):
+        logo = "../" * (len(page.relative_to(docs_dir).parts) - 1) + "static/images/logo-long.png"
+        text = page.read_text(encoding="utf-8")
+        text = _REMOTE_URL.sub("none", _SCRIPT.sub("", _REMOTE_LINK.sub("", text)))
+        text = _REMOTE_IMG.sub(lambda m, logo=logo: f'{m.group(1)}"{logo}"', text)
+        text = _UUID.sub(_numbered_ids(), text)
+        text = _FINGERPRINT.sub(r"\1not recorded", _GX_TIME.sub(fixed_time, text))
+        text = text.replace("</head>", _OFFLINE_CSS + "</head>", 1)
+        atomic_write_text(page, text)
+    for sheet in sorted(docs_dir.rglob("*.css")):
+        atomic_write_text(sheet, _REMOTE_URL.sub("none", sheet.read_text(encoding="utf-8")))
+    atomic_write_text(docs_dir / "index.html", _docs_index(docs_dir, runs))
+
+
+def _numbered_ids():
+    """A ``re.sub`` replacement giving each distinct match a number, in order of appearance."""
+    ids: dict[str, str] = {}
+    return lambda m: ids.setdefault(m.group(0), f"id{len(ids) + 1:04d}")
+
+
+def _docs_index(docs_dir: Path, runs: list[tuple[str, str, bool]]) -> str:
+    """The site's index page: a link per expectation suite and per validation run, with the run's outcome."""
+    from html import escape
+
+    rows = []
+    for suite, run_name, success in runs:
+        pages = sorted((docs_dir / "validations" / suite / run_name).rglob("*.html"))
+        links = " ".join(f'<a href="{escape(p.relative_to(docs_dir).as_posix())}">{escape(run_name)}</a>'
+                         for p in pages) or escape(run_name)
+        status = '<span class="text-success">passed</span>' if success else '<span class="text-danger">failed</span>'
+        rows.append(f"<tr><td>{escape(suite)}</td><td>{links}</td><td>{status}</td></tr>")
+    suites = "".join(f'<li><a href="expectations/{escape(p.name)}">{escape(p.stem)}</a></li>'
+                     for p in sorted((docs_dir / "expectations").glob("*.html")))
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>hiericd data set validation</title>\n"
+            '<link rel="shortcut icon" href="static/images/favicon.ico" type="image/x-icon"/>\n'
+            + _OFFLINE_CSS + "</head><body>\n<h1>Data set validation (Great Expectations)</h1>\n"
+            "<h2>Validation runs</h2>\n<table><tr><th>suite</th><th>run</th><th>outcome</th></tr>\n"
+            + "\n".join(rows) + "\n</table>\n"
+            f"<h2>Expectation suites</h2>\n<ul>{suites}</ul>\n</body></html>\n")
 
 
 def _outcome(suite: str, result, frame, row_id: list[str]) -> ExpectationOutcome:

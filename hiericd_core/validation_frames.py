@@ -3,8 +3,8 @@
 Checks across columns or tables run on columns derived here with vectorised
 Arrow/pandas code (``n_tokens``, ``mask_len``, ``mask_sum``,
 ``codes_in_label_space``, ``report_splits``, ``report_split``,
-``in_<split>``, ``sentence_rows``), so the suites can use GX's built-in
-expectations only. The sentence table comes as :class:`SentenceChunks`:
+``in_<split>``, ``sentence_rows``, and the per-split counts of ``splits``),
+so the suites can use GX's built-in expectations only. The sentence table comes as :class:`SentenceChunks`:
 chunks of whole reports (``SENTENCE_CHUNK`` rows or a little more), or the
 whole table as one chunk when a report's rows are not consecutive.
 """
@@ -97,7 +97,45 @@ def dataset_frames(folder: Path, label_space: dict) -> dict:
     if runs is not None and "report_id" in reports:
         reports["sentence_rows"] = reports["report_id"].map(runs).fillna(0)
     return {"sentences.parquet": SentenceChunks(path, sizes, reports, label_space["codes"]),
-            "reports.parquet": reports, "label_space.json": _label_space_frame(label_space)}
+            "reports.parquet": reports, "label_space.json": _label_space_frame(label_space),
+            "splits": _splits_frame(path, reports, round_splits(folder))}
+
+
+def _splits_frame(sentences: Path, reports, placed: dict[str, str]):
+    """One row per split: ``reports``, ``sentences``, ``focus_sentences``, ``classifier_rows`` counted in the
+    tables, ``needs_reports`` and ``for_training`` (see ``expectations/README.md``).
+
+    Train and dev always need reports (training learns on train and selects on dev); test needs them only when
+    the hash made every split: a round that places its reports (CodiEsp's train and dev rounds) may leave test
+    empty. The sentence counts come from one pass over three columns, so the check holds for a data set larger
+    than memory and does not depend on how the sentence table is cut into chunks.
+    """
+    import pandas as pd
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    counts = {split: {"sentences": 0, "focus_sentences": 0, "classifier_rows": 0} for split in SPLITS}
+    with pq.ParquetFile(sentences) as handle:
+        columns = [c for c in ("split", "is_focus", "classifier_row") if c in handle.schema_arrow.names]
+        for batch in handle.iter_batches(batch_size=65_536, columns=columns) if "split" in columns else ():
+            split = batch.column("split")
+            for name in SPLITS:
+                rows = pc.fill_null(pc.equal(split, name), False)
+                counts[name]["sentences"] += pc.sum(rows).as_py() or 0
+                for column, key in (("is_focus", "focus_sentences"), ("classifier_row", "classifier_rows")):
+                    if column in columns:
+                        hits = pc.and_(rows, pc.fill_null(batch.column(column), False))
+                        counts[name][key] += pc.sum(hits).as_py() or 0
+    n_reports = reports["split"].value_counts().to_dict() if "split" in reports else {}
+    by_hash = not placed or "round_id" not in reports or not reports["round_id"].isin(list(placed)).any()
+    return pd.DataFrame({
+        "split": pd.Series(SPLITS, dtype="str"),
+        "reports": pd.Series([int(n_reports.get(split, 0)) for split in SPLITS], dtype="Int64"),
+        **{key: pd.Series([counts[split][key] for split in SPLITS], dtype="Int64")
+           for key in ("sentences", "focus_sentences", "classifier_rows")},
+        "needs_reports": pd.Series([split != "test" or by_hash for split in SPLITS], dtype="boolean"),
+        "for_training": pd.Series([split != "test" for split in SPLITS], dtype="boolean"),
+    })
 
 
 def _sentence_frame(table, reports, label_codes: list[str]):

@@ -371,6 +371,23 @@ def test_a_report_that_becomes_pending_leaves_the_merged_brat(tmp_path):
     assert (tmp_path / "pending.txt").read_text() == "r2\nr4\n"
 
 
+def test_write_merge_replaces_the_folder_whole_with_its_queue(tmp_path):
+    out = tmp_path / "merged" / "round-t"
+    out.mkdir(parents=True)
+    (out / "notes-from-last-week.txt").write_text("not part of a merge")
+    rnd = mixed_round()
+    write_merge(merge_round(rnd), rnd, out, queue=True)
+    tree = read_tree(out)
+    assert "notes-from-last-week.txt" not in tree  # the folder is the merge's alone
+    assert sorted(n for n in tree if n.startswith("adjudication/")) == [
+        "adjudication/README.txt", "adjudication/annotation.conf", "adjudication/r2.ann", "adjudication/r2.txt",
+        "adjudication/visual.conf"]
+    rnd.reports["r2"].senior = [ann("senior", "T1", "C50.911", (16, 44), report_id="r2")]  # decided: no queue
+    write_merge(merge_round(rnd), rnd, out, queue=True)
+    assert not (out / "adjudication").exists() and (out / "pending.txt").read_text() == ""
+    assert sorted(p.name for p in out.parent.iterdir()) == ["round-t"]  # no scratch left beside it
+
+
 def test_merging_the_merged_output_is_idempotent(tmp_path):
     rnd = mixed_round()
     first = merge_round(rnd)

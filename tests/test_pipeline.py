@@ -1,6 +1,7 @@
 """Pipeline steps: paths in, paths out, re-runnable."""
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -8,6 +9,7 @@ import pytest
 
 from hiericd_core import pipeline
 from hiericd_core.catalog import Catalog
+from hiericd_core.datasets import DatasetError
 from hiericd_core.synth import generate_round
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,13 +43,17 @@ def test_steps_write_into_the_catalog_and_rerun_identically(tmp_path, synthetic)
     assert Path(assessed["report"]).is_file()
     built = pipeline.datasets([merged["merged"]], catalog, min_count=3)
     assert Path(built["path"]) == catalog.dataset(built["version"])
+    assert os.listdir(catalog.datasets) == [built["version"]]  # the scratch folder is gone
+    assert json.loads((Path(built["path"]) / "validation.json").read_text())["success"] is True
     reports = pq.read_table(Path(built["path"]) / "reports.parquet")
     assert reports.num_rows == merged["summary"]["reports"]["final"] + merged["summary"]["reports"]["single-coder"]
 
     # every step again: same files, same version
     assert pipeline.merge(round_path, catalog)["summary"] == merged["summary"]
     assert tree(Path(merged["merged"])) == first
+    first_dataset = tree(Path(built["path"]))
     assert pipeline.datasets([merged["merged"]], catalog, min_count=3)["version"] == built["version"]
+    assert tree(Path(built["path"])) == first_dataset  # Data Docs and validation.json included
 
 
 def test_pending_reports_get_an_adjudication_queue(tmp_path, synthetic):
@@ -122,3 +128,93 @@ def test_choose_dataset_given_then_event_then_newest(tmp_path):
     assert pipeline.choose_dataset("", [], catalog) == catalog.datasets / "new"
     assert pipeline.choose_dataset("", [{"dataset_dir": "/x/a"}, {"dataset_dir": "/x/b"}], catalog) == Path("/x/b")
     assert pipeline.choose_dataset("/given", [{"dataset_dir": "/x/b"}], catalog) == Path("/given")
+
+
+def visible(folder: Path) -> list[str]:
+    """The entries a reader of ``folder`` takes for outputs (scratch folders are hidden)."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
+
+
+def test_a_data_set_that_fails_its_gate_is_kept_aside_and_never_put_in_place(tmp_path, synthetic):
+    from hiericd_core.validation import ValidationError
+
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    merged = pipeline.merge(synthetic, catalog)
+    with pytest.raises(ValidationError) as caught:  # no code is seen 10,000 times: an empty label space
+        pipeline.datasets([merged["merged"]], catalog, min_count=10_000)
+    assert list(catalog.datasets.iterdir()) == []  # no data set, no scratch left over
+    (rejected,) = (catalog.rejected / "datasets").iterdir()
+    assert caught.value.kept == rejected
+    message = str(caught.value)
+    assert "The label space has at least one code" in message
+    assert f"kept for inspection in {rejected}" in message and f"Data set {rejected} failed validation" in message
+    assert json.loads((rejected / "validation.json").read_text())["success"] is False
+    assert (rejected / "data_docs" / "index.html").is_file() and (rejected / "manifest.json").is_file()
+    # training refuses the rejected folder
+    with pytest.raises(DatasetError, match="failed its Great Expectations gate"):
+        pipeline.train(rejected, tmp_path / "model")
+
+
+def test_training_takes_only_a_data_set_that_passed_its_gate(tmp_path):
+    from typer.testing import CliRunner
+
+    from hiericd_core.cli import app
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"version": "x"}')
+    with pytest.raises(DatasetError, match=r"no validation\.json: this data set has not passed its Great"):
+        pipeline.train(folder, tmp_path / "model")
+    result = CliRunner().invoke(app, ["train", str(folder), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2 and "no validation.json" in result.output and "Traceback" not in result.output
+    (folder / "validation.json").write_text(json.dumps({"success": False, "results": [
+        {"name": "expect_table_row_count_to_be_between(min_value=1)", "success": False}]}))
+    result = CliRunner().invoke(app, ["train", str(folder), "--out", str(tmp_path / "model")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    text = result.output.replace("\n", "")
+    assert "failed its Great Expectations gate" in text and "expect_table_row_count_to_be_between" in text
+    assert not (tmp_path / "model").exists()
+
+
+def test_datasets_with_out_builds_beside_it_and_refuses_a_folder_it_would_destroy(tmp_path, synthetic):
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    merged = pipeline.merge(synthetic, catalog)
+    out = tmp_path / "mine" / "ds"
+    built = pipeline.datasets([merged["merged"]], catalog, min_count=3, out=out)
+    assert Path(built["path"]) == out and json.loads((out / "validation.json").read_text())["success"] is True
+    assert built["data_docs"] == str(out / "data_docs" / "index.html")
+    assert visible(catalog.datasets) == [] and os.listdir(out.parent) == ["ds"]
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "thesis.tex").write_text("months of work")
+    with pytest.raises(DatasetError, match="is not a data set folder .* give a new or empty folder"):
+        pipeline.datasets([merged["merged"]], catalog, min_count=3, out=tmp_path / "papers")
+    with pytest.raises(DatasetError, match="is not a merged round folder"):
+        pipeline.merge(synthetic, catalog, out=tmp_path / "papers")
+    assert (tmp_path / "papers" / "thesis.tex").read_text() == "months of work"
+
+
+def test_a_merge_that_dies_halfway_leaves_the_previous_merge_whole(tmp_path, synthetic, monkeypatch):
+    from hiericd_core import merge_write
+
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    round_path = pipeline.ingest(synthetic, catalog)
+    before = tree(Path(pipeline.merge(round_path, catalog)["merged"]))
+    (round_path / "senior" / sorted(p.name for p in (round_path / "senior").glob("*.ann"))[0]).unlink()
+
+    def die(*args, **kwargs):  # the summary is written last: everything else of the new merge exists by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merge_write, "atomic_write_json", die)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.merge(round_path, catalog)
+    assert tree(catalog.merged("synth-5-300")) == before
+    assert os.listdir(catalog.root / "merged") == ["synth-5-300"]
+
+
+def test_latest_dataset_ignores_scratch_folders(tmp_path):
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    (catalog.datasets / "v1").mkdir()
+    (catalog.datasets / "v1" / "manifest.json").write_text("{}")
+    (catalog.datasets / ".tmp-hiericd-dataset-x").mkdir()
+    (catalog.datasets / ".tmp-hiericd-dataset-x" / "manifest.json").write_text("{}")  # newer, but being built
+    assert pipeline.latest_dataset(catalog) == catalog.datasets / "v1"

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 
 import pyarrow as pa
@@ -75,9 +76,9 @@ def test_good_dataset_passes_and_writes_docs(dataset, good_report):
     report, docs = good_report
     assert report.success, report.message()
     assert len(report.results) > 60 and all(outcome.success for outcome in report.results)
-    assert {outcome.suite for outcome in report.results} == {"sentences", "reports", "label_space"}
+    assert {outcome.suite for outcome in report.results} == {"sentences", "reports", "label_space", "splits"}
     index = (docs / "index.html").read_text(encoding="utf-8")
-    for suite in ("sentences", "reports", "label_space"):
+    for suite in ("sentences", "reports", "label_space", "splits"):
         assert suite in index
         assert (docs / "expectations" / f"{suite}.html").is_file()
     saved = json.loads((dataset / "validation.json").read_text(encoding="utf-8"))
@@ -339,3 +340,122 @@ def test_a_duplicate_row_away_from_its_report_is_caught(dataset, tmp_path, monke
     monkeypatch.setattr(validation_frames, "SENTENCE_CHUNK", 400)
     report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", lambda rows: rows.append(rows[0])))
     assert UNIQUE_ROW in names
+
+
+# ---------------------------------------------------------------- degenerate data sets
+
+SPLIT_REPORTS = "expect_column_values_to_be_between(column=reports, min_value=1) where needs_reports == True"
+SPLIT_FOCUS = "expect_column_values_to_be_between(column=focus_sentences, min_value=1) where for_training == True"
+SPLIT_CLASSIFIER = ("expect_column_values_to_be_between(column=classifier_rows, min_value=1) "
+                    "where for_training == True")
+LABELS_PRESENT = "expect_table_row_count_to_be_between(min_value=1)"
+
+
+def by_name(report):
+    return {outcome.name: outcome for outcome in report.failures}
+
+
+def test_a_data_set_without_classifier_rows_fails_for_train_and_dev(dataset, tmp_path):
+    def no_classifier_rows(rows):
+        for row in rows:
+            row["classifier_row"] = False
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", no_classifier_rows))
+    assert names == {SPLIT_CLASSIFIER}
+    outcome = by_name(report)[SPLIT_CLASSIFIER]
+    assert outcome.failing_rows == [{"split": "train"}, {"split": "dev"}]
+    assert outcome.failing_values == [{"classifier_rows": 0}, {"classifier_rows": 0}]
+    assert "the ICD classifier has nothing to learn" in report.message()
+    assert "split=train: classifier_rows=0" in report.message()
+
+
+def test_a_data_set_without_focus_sentences_fails(dataset, tmp_path):
+    def no_focus(rows):
+        for row in rows:
+            row.update(is_focus=False, codes=[], n_codes=0, multi_code=False, classifier_row=False,
+                       attention_mask=[0] * len(row["attention_mask"]))
+
+    report, names = failing(corrupt(dataset, tmp_path, "sentences.parquet", no_focus))
+    assert names == {SPLIT_FOCUS, SPLIT_CLASSIFIER}
+    assert by_name(report)[SPLIT_FOCUS].failing_values == [{"focus_sentences": 0}, {"focus_sentences": 0}]
+    assert "the sentence tagger has nothing to learn" in report.message()
+
+
+def test_an_empty_label_space_fails(dataset, tmp_path):
+    folder = corrupt(dataset, tmp_path, "sentences.parquet",
+                     lambda rows: [row.update(classifier_row=False) for row in rows])
+    label_space = json.loads((folder / "label_space.json").read_text())
+    label_space["codes"] = []  # what a min_count above every code's count gives
+    (folder / "label_space.json").write_text(json.dumps(label_space))
+    report, names = failing(folder)
+    assert names == {LABELS_PRESENT, SPLIT_CLASSIFIER}
+    outcome = by_name(report)[LABELS_PRESENT]
+    assert outcome.suite == "label_space" and outcome.observed == 0
+    assert "The label space has at least one code" in report.message()
+
+
+def test_an_empty_split_fails_for_a_hash_split_only(dataset, tmp_path):
+    (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
+    # the hash made the splits: an empty test split is a fault
+    report, names = failing(_all_dev(dataset, tmp_path / "hash", {}))
+    assert SPLIT_REPORTS in names
+    assert by_name(report)[SPLIT_REPORTS].failing_rows == [{"split": "test"}]
+    assert "split=test: reports=0" in report.message()
+    # the round placed every report (CodiEsp: train and dev rounds, no test): nothing to report
+    report = check_dataset(_all_dev(dataset, tmp_path / "round", {round_id: "dev"}))
+    (outcome,) = [o for o in report.results if o.name == SPLIT_REPORTS]
+    assert outcome.success and outcome.element_count == 2  # train and dev are checked, test is not
+
+
+def test_an_empty_train_split_fails_even_when_rounds_place_the_reports(dataset, tmp_path):
+    (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
+
+    def all_dev(rows):
+        for row in rows:
+            row["split"] = "dev"
+
+    folder = corrupt(dataset, tmp_path, "reports.parquet", all_dev)
+    table = pq.read_table(folder / "sentences.parquet")
+    rows = table.to_pylist()
+    all_dev(rows)
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "sentences.parquet")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"]["round_splits"] = {round_id: "dev"}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report, names = failing(folder)
+    assert by_name(report)[SPLIT_REPORTS].failing_rows == [{"split": "train"}]
+    assert by_name(report)[SPLIT_FOCUS].failing_rows == [{"split": "train"}]
+
+
+# ---------------------------------------------------------------- Data Docs
+
+ASSET_URL = re.compile(r"""(?:src|href)\s*=\s*["']?https?://[^"'\s>]*""", re.I)
+REMOTE_CSS_URL = re.compile(r"url\(\s*['\"]?https?://", re.I)
+
+
+def test_data_docs_are_offline_and_byte_stable(dataset, tmp_path):
+    trees = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        shutil.copytree(dataset, folder, ignore=shutil.ignore_patterns("validation.json", "data_docs"))
+        check_dataset(folder, folder / "data_docs")
+        trees.append({p.relative_to(folder).as_posix(): p.read_bytes()
+                      for p in sorted(folder.rglob("*")) if p.is_file()})
+    a, b = trees
+    assert sorted(a) == sorted(b)
+    assert [name for name in a if a[name] != b[name]] == []
+    pages = [name for name in a if name.endswith(".html")]
+    assert "data_docs/index.html" in pages and len(pages) >= 9  # index, 4 suites, 4 validation runs
+    for name in pages + [n for n in a if n.endswith(".css")]:
+        text = a[name].decode("utf-8")
+        remote = [url for url in ASSET_URL.findall(text) if "greatexpectations.io/" not in url]
+        assert remote == [], name  # only GX's own home-page links may point outside
+        assert not REMOTE_CSS_URL.search(text), name
+        assert "<script" not in text, name
+    # every local link of the index leads to a page of the site
+    index = a["data_docs/index.html"].decode("utf-8")
+    links = re.findall(r'href="([^"#]+)"', index)
+    assert {f"expectations/{s}.html" for s in ("sentences", "reports", "label_space", "splits")} <= set(links)
+    assert all(f"data_docs/{link}" in a for link in links)
+    saved = json.loads(a["validation.json"])
+    assert saved["docs_index"] == "data_docs/index.html" and "folder" not in saved
