@@ -1,8 +1,19 @@
-"""The ``hiericd`` command: one sub-command per pipeline step, no logic of its own."""
+"""The ``hiericd`` command: one sub-command per pipeline step, no logic of its own.
+
+Exit codes: 0 done; 1 the promotion gate refused, or ``validate --strict``
+found problems; 2 a mistake the user can fix or a fault of the environment
+(a full or read-only disk, no permission), printed as one message naming the
+file; 3 a bug in hiericd, printed as one line (``-vv`` shows the traceback).
+Never a traceback otherwise: :func:`user_errors` is the one place that maps
+exceptions to messages and exit codes.
+"""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import re
 import sys
 from functools import wraps
 from pathlib import Path
@@ -10,6 +21,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -20,40 +32,167 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 err = Console(stderr=True)
+logger = logging.getLogger("hiericd_core")
+
+LINE_LIMIT = 500  # characters of one line of a message: a 2 MB report line must not flood the terminal
+LINES_LIMIT = 40  # lines of one message
+EXIT_REFUSED, EXIT_USER, EXIT_BUG = 1, 2, 3
+
+# errno of an OSError → what it means for the user (the path is named before it)
+_ENVIRONMENT = {
+    errno.ENOSPC: "no space left on the disk; free some space and run again",
+    errno.EDQUOT: "disk quota exceeded; free some space and run again",
+    errno.EACCES: "permission denied; choose a place you may write to (or read) and run again",
+    errno.EPERM: "operation not permitted; choose a place you may write to and run again",
+    errno.EROFS: "read-only file system; write somewhere else",
+    errno.EISDIR: "is a folder; give a file",
+    errno.ENOTDIR: "a file where a folder was expected",
+    errno.ENOENT: "no such file or folder",
+    errno.EEXIST: "already exists and is not a folder (a folder is needed there)",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n) and run again",
+}
 
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one message, no traceback."""
 
 
+def clip(text: str, line_limit: int = LINE_LIMIT, lines_limit: int = LINES_LIMIT) -> str:
+    """``text`` with each line cut to ``line_limit`` characters and at most ``lines_limit`` lines, saying so."""
+    lines = text.splitlines() or [""]
+    out = [line if len(line) <= line_limit else f"{line[:line_limit]}… ({len(line) - line_limit:,} characters cut)"
+           for line in lines[:lines_limit]]
+    if len(lines) > lines_limit:
+        out.append(f"… ({len(lines) - lines_limit:,} more lines)")
+    return "\n".join(out)
+
+
+def say(console_: Console, markup: str, text: str) -> None:
+    """Print Rich ``markup`` (ours) followed by ``text`` (anyone's: file names, messages) clipped and escaped.
+
+    Escaping keeps bracketed text such as ``[codes]`` from being read as Rich markup and vanishing.
+    """
+    console_.print(f"{markup}{escape(clip(text))}", highlight=False, soft_wrap=True)
+
+
+# the library's exceptions that mean the user's input (or a file they gave) cannot be used: (module, class)
+_USER_ERRORS = (("hiericd_core.brat", "BratError"), ("hiericd_core.rounds", "RoundError"),
+                ("hiericd_core.gate", "GateError"), ("hiericd_core.registry_store", "RegistryError"),
+                ("hiericd_core.models", "ModelFileError"), ("hiericd_core.model_ref", "ModelRefError"),
+                ("hiericd_core.infer", "InputError"), ("hiericd_core.segment", "SegmenterError"),
+                ("hiericd_core.datasets", "DatasetError"), ("hiericd_core.train", "TrainError"),
+                ("hiericd_core.ablation", "AblationError"), ("hiericd_core.catalog", "UnsafeIdError"))
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    """:class:`UserError` and the classes of :data:`_USER_ERRORS` (imported only when something went wrong)."""
+    import importlib
+
+    found: list[type[BaseException]] = [UserError]
+    for module, name in _USER_ERRORS:
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):  # the error printer itself must not fail
+            continue
+    return tuple(found)
+
+
+def environment_message(exc: OSError) -> str:
+    """One line for an OSError: the path(s) and what the fault means (or our own message when it has no errno)."""
+    if exc.errno is None:  # raised by hiericd with a message of its own
+        return str(exc)
+    meaning = _ENVIRONMENT.get(exc.errno, exc.strerror or str(exc))
+    paths = " → ".join(_written(p) for p in (exc.filename, exc.filename2) if p is not None)
+    return f"{paths}: {meaning}" if paths else meaning
+
+
+def _written(path) -> str:
+    """A path as the user named it: the temp file of an atomic write (hiericd_core.files) stands for its target."""
+    found = re.fullmatch(r"\.(.+)\.[^.]{8}\.tmp", Path(str(path)).name)
+    return str(Path(str(path)).with_name(found.group(1))) if found else str(path)
+
+
 def user_errors(func):
-    """Turn the library's user-facing errors into a message and exit code 2."""
+    """The one mapping from exceptions to messages and exit codes (see the module docstring)."""
 
     @wraps(func)
     def wrapper(*args, **kwargs):
-        from hiericd_core.brat import BratError
-        from hiericd_core.rounds import RoundError
+        import click
 
         try:
             return func(*args, **kwargs)
-        except (UserError, RoundError, BratError, FileNotFoundError) as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+        except (typer.Exit, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every exception ends here as one message
+            if isinstance(exc, _user_error_types()):
+                say(err, "[bold red]error:[/] ", str(exc))
+            elif isinstance(exc, OSError):
+                say(err, "[bold red]error:[/] ", environment_message(exc))
+            elif logger.isEnabledFor(logging.DEBUG):
+                raise
+            else:
+                logger.debug("internal error", exc_info=True)
+                say(err, "[bold red]internal error[/] (a bug in hiericd; please report it with the output of "
+                         "the same command run with -vv): ", f"{type(exc).__name__}: {exc}")
+                raise typer.Exit(EXIT_BUG) from None
+            raise typer.Exit(EXIT_USER) from None
 
     return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"hiericd {version('hiericd')}")
+        except PackageNotFoundError:
+            print("hiericd (version unknown: not installed as a package)")
+        raise typer.Exit()
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="print hiericd's version and exit")] = False,
+    log_level: Annotated[str, typer.Option(help=f"log level: {' | '.join(LOG_LEVELS)}")] = "warning",
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="more log output: -v info, -vv debug (and tracebacks of bugs)")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="errors only in the log output")] = False,
+):
+    """hiericd: from medical coders' BRAT rounds to hierarchical ICD-10 coding models."""
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{log_level!r}: use one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    level = getattr(logging, log_level.upper())
+    if verbose:
+        level = logging.INFO if verbose == 1 else logging.DEBUG
+    if quiet:
+        level = logging.ERROR
+    logger.setLevel(level)
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)
 
 
 @app.command()
 @user_errors
 def paths(home: Annotated[Path | None, typer.Option(help="catalog root (default $HIERICD_HOME or ./var)")] = None):
-    """Print where hiericd keeps rounds, data sets, reports, models and stores."""
+    """Print where hiericd keeps rounds, data sets, reports, models and stores (every folder of the catalog)."""
     from hiericd_core.catalog import Catalog
 
     cat = Catalog.from_env(home)
-    for name, value in [("root", cat.root), ("rounds", cat.rounds), ("datasets", cat.datasets),
-                        ("models", cat.models), ("mlflow", cat.mlflow_tracking_uri),
-                        ("airflow", cat.airflow_home)]:
-        print(f"{name:<9}{value}")
+    # every property of the catalog that is a path or a store URI, in the class's order: new ones show up here
+    places = [("root", cat.root)] + [(name, getattr(cat, name)) for name, attr in vars(Catalog).items()
+                                     if isinstance(attr, property)]
+    places = [(name, value) for name, value in places if isinstance(value, (Path, str))]
+    width = max(len(name) for name, _ in places) + 2
+    for name, value in places:
+        print(f"{name:<{width}}{value}")
 
 
 @app.command()
@@ -111,18 +250,22 @@ def validate(
     round_path: Annotated[Path, typer.Argument(metavar="ROUND", help="round folder or plain BRAT folder")],
     language: Annotated[str | None, typer.Option(help="override round.toml's language")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="exit 1 when anything was quarantined")] = False,
 ):
     """Load a round, check its layout, BRAT files, codes and metadata; list what is quarantined."""
     from hiericd_core.rounds import load_round
 
     loaded = load_round(round_path, language=language, progress=not as_json and sys.stderr.isatty())
     data = loaded.summary()
+    problems = data["problems"]
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False))
-        return
-    problems = data.pop("problems")
-    _print_mapping(f"round {loaded.id}", data)
-    _print_problems([{"file": m, "line": None, "reason": ""} for m in problems])
+    else:
+        data.pop("problems")
+        _print_mapping(f"round {loaded.id}", data)
+        _print_problems([{"file": m, "line": None, "reason": ""} for m in problems])
+    if strict and problems:
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command()
@@ -139,17 +282,13 @@ def merge(
     """
     from hiericd_core import pipeline
     from hiericd_core.catalog import Catalog
-    from hiericd_core.merge import merge_round
-    from hiericd_core.merge_write import write_merge
-    from hiericd_core.rounds import load_round
+    from hiericd_core.datasets import DatasetError
 
-    if out is None:
-        info = pipeline.merge(round_path, Catalog.from_env())
-        target, summary, pending, queue = info["merged"], info["summary"], info["pending"], info["queue"]
-    else:
-        loaded = load_round(round_path)
-        result = merge_round(loaded)
-        target, summary, pending, queue = out, write_merge(result, loaded, out), len(result.pending), None
+    try:
+        info = pipeline.merge(round_path, Catalog.from_env(), out=out)
+    except DatasetError as exc:  # an --out folder that is not a merged round: it would be replaced
+        raise UserError(str(exc)) from exc
+    target, summary, pending, queue = info["merged"], info["summary"], info["pending"], info["queue"]
     if as_json:
         print(json.dumps(summary, indent=2, sort_keys=True))
         return
@@ -174,10 +313,10 @@ def adjudication_queue(
     loaded = load_round(round_path)
     info = write_adjudication_queue(merge_round(loaded), loaded, out)
     console.print(f"{info['pending_reports']} pending report(s), {info['disputes']} dispute(s) → {out}",
-                  highlight=False)
+                  highlight=False, markup=False)
     if info["pending_reports"]:
         console.print(f"open {out} in brat; put the senior's .ann files in {round_path}/senior/ "
-                      f"and run hiericd merge {round_path} again (see {out}/README.txt)", highlight=False)
+                      f"and run hiericd merge {round_path} again (see {out}/README.txt)", highlight=False, markup=False)
 
 
 @app.command()
@@ -203,7 +342,7 @@ def agreement(
         for col in ("a", "b", "reports", "kappa", "95% CI", "observed", "PABAK", "AC1"):
             table.add_column(col)
         if unit["status"] != "ok":
-            console.print(f"[bold]{name}[/]: {unit['status']}")
+            console.print(f"[bold]{name}[/]: {escape(unit['status'])}")
         for row in unit["pairs"] + unit["senior"]:
             ci = row.get("ci95")
             table.add_row(row["a"], row["b"], str(row["n_reports"]), _num(row["kappa"]),
@@ -212,9 +351,9 @@ def agreement(
         if unit["pairs"] or unit["senior"]:
             console.print(table)
         console.print(f"  Fleiss' kappa {_num(unit['fleiss']['value'])}, "
-                      f"Krippendorff's alpha {_num(unit['alpha']['value'])}", highlight=False)
+                      f"Krippendorff's alpha {_num(unit['alpha']['value'])}", highlight=False, markup=False)
     for warning in data["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        say(console, "[yellow]warning:[/] ", warning)
 
 
 @app.command()
@@ -231,52 +370,38 @@ def datasets(
              "e.g. --split-by-round codiesp-train=train --split-by-round codiesp-dev=dev; repeatable")] = None,
 ):
     """Build the sentence- and report-level Parquet data sets (+ label space, manifest)."""
+    from hiericd_core import pipeline
     from hiericd_core.catalog import Catalog
-    from hiericd_core.datasets import DatasetConfig, DatasetError, build_dataset, parse_round_splits, write_dataset
-    from hiericd_core.validation import ValidationError, check_dataset
+    from hiericd_core.datasets import DatasetError, parse_round_splits
+    from hiericd_core.validation import ValidationError
 
     catalog = Catalog.from_env()
     try:
         round_splits = parse_round_splits(split_by_round or [])
+        merged_dirs = [_merged_dir(path, catalog) for path in rounds]
+        built = pipeline.datasets(merged_dirs, catalog, min_count=min_count, seed=seed, backend=backend,
+                                  progress=sys.stderr.isatty(), round_splits=dict(round_splits), out=out)
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
-    merged_dirs = [_merged_dir(path, catalog) for path in rounds]
-    try:
-        dataset = build_dataset(merged_dirs, DatasetConfig(seed=seed, min_count=min_count, backend=backend,
-                                                           round_splits=round_splits),
-                                progress=sys.stderr.isatty())
-    except DatasetError as exc:
-        raise UserError(str(exc)) from exc
-    folder = write_dataset(dataset, out, datasets_root=catalog.datasets)
-    try:
-        gate = check_dataset(folder, folder / "data_docs")
     except ValidationError as exc:
-        raise UserError(f"data set {folder} failed its Great Expectations gate "
-                        f"(details: {folder / 'validation.json'}):\n{exc}") from exc
-    manifest = dataset.manifest
-    _print_mapping(f"data set {manifest['version']} → {folder}", {
+        raise UserError(f"the data set failed its Great Expectations gate:\n{exc}") from exc
+    manifest = json.loads(Path(built["manifest"]).read_text(encoding="utf-8"))
+    _print_mapping(f"data set {manifest['version']} → {built['path']}", {
         "source_rounds": manifest["source_rounds"], "segmenter": manifest["segmenter"],
         "split_mode": manifest["split_mode"], "splits": manifest["splits"],
         "label_space_size": manifest["label_space_size"],
         "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"],
-        "great_expectations": f"passed; Data Docs: {gate.docs_index}"})
+        "great_expectations": f"passed; Data Docs: {built['data_docs']}"})
 
 
 def _merged_dir(path: Path, catalog) -> Path:
-    """A merged round folder as it is; a round folder is merged into the catalog first."""
-    if (path / "reports.parquet").is_file() and (path / "merge_summary.json").is_file():
-        return path
-    from hiericd_core.merge import merge_round
-    from hiericd_core.merge_write import write_merge
-    from hiericd_core.rounds import load_round
+    """A merged round folder as it is; a round folder is merged into the catalog first (with its queue)."""
+    from hiericd_core import pipeline
 
-    loaded = load_round(path)
-    target = catalog.merged(loaded.id)
-    result = merge_round(loaded)
-    write_merge(result, loaded, target)
-    if result.pending:
-        err.print(f"{loaded.id}: {len(result.pending)} report(s) pending adjudication are left out", highlight=False)
-    return target
+    merged, pending = pipeline.merged_round(path, catalog)
+    if pending:
+        err.print(f"{merged.name}: {pending} report(s) pending adjudication are left out", highlight=False)
+    return merged
 
 
 @app.command()
@@ -290,10 +415,10 @@ def report(
     from hiericd_core.catalog import Catalog
 
     info = pipeline.assess(round_path, Catalog.from_env(), bootstrap=bootstrap)
-    console.print(f"data-quality report: {info['report']}", highlight=False, soft_wrap=True)
+    console.print(f"data-quality report: {info['report']}", highlight=False, markup=False, soft_wrap=True)
     if info["headline_kappa"] is not None:
         console.print(f"mean pairwise kappa (report × code): {info['headline_kappa']:.3f}; "
-                      f"{info['warnings']} warning(s)", highlight=False)
+                      f"{info['warnings']} warning(s)", highlight=False, markup=False)
 
 
 @app.command()
@@ -305,13 +430,12 @@ def train(
 ):
     """Train the sentence tagger and the phrase-attention ICD classifier."""
     from hiericd_core import pipeline
+    from hiericd_core.datasets import DatasetError
     from hiericd_core.train import TrainError
 
-    if not (dataset / "manifest.json").is_file():
-        raise UserError(f"{dataset}: not a data set folder (no manifest.json); build one with hiericd datasets")
-    try:
+    try:  # pipeline.train takes only a data set whose Great Expectations gate passed
         info = pipeline.train(dataset, out, config, progress=sys.stderr.isatty())
-    except TrainError as exc:
+    except (DatasetError, TrainError) as exc:
         raise UserError(str(exc)) from exc
     metrics = info["metrics"]
     console.print(f"model → {out} (variant {metrics['variant']}, requested {metrics['variant_requested']})",
@@ -325,28 +449,45 @@ def train(
 @app.command()
 @user_errors
 def predict(
-    model: Annotated[Path, typer.Argument(metavar="MODEL", help="model folder (hiericd train)")],
-    input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="folder of .txt reports (+ metadata.csv)")],
+    model: Annotated[str, typer.Argument(metavar="MODEL", help="model folder (hiericd train), or a registered "
+                                         "pipeline: champion, challenger, models:/hiericd-pipeline@ALIAS, "
+                                         "models:/hiericd-pipeline/VERSION")],
+    input_dir: Annotated[Path, typer.Argument(metavar="INPUT", help="folder of .txt reports (+ metadata.csv), "
+                                              "or a round folder (its texts/ and metadata.csv)")],
     out: Annotated[Path, typer.Option("--out", help="predictions.tsv (report_id<TAB>code)")],
-    evidence: Annotated[Path | None, typer.Option(help="evidence JSON lines (codes, sentences, tokens)")] = None,
+    evidence: Annotated[Path | None, typer.Option(help="evidence JSON lines (codes, sentences, tokens, "
+                                                       "warnings)")] = None,
+    scores: Annotated[bool, typer.Option("--scores", help="a third column: the code's probability")] = False,
     workers: Annotated[int, typer.Option(min=0, help="worker processes (0: one per CPU for folders of 512+ "
                                                        "reports, else none)")] = 0,
 ):
-    """Code a folder of reports; one report_id<TAB>code line per predicted code."""
-    from hiericd_core.infer import WORKER_CHUNK, Predictor
+    """Code a folder of reports; one report_id<TAB>code line per predicted code.
+
+    Warns (one line each) when the codes may be nonsense: reports in another
+    language than the model's, mostly words the model does not know, or no
+    reasons for visit for a model trained with them.
+    """
+    from hiericd_core.infer import WORKER_CHUNK, Predictor, report_folder
+    from hiericd_core.model_ref import model_folder
     from hiericd_core.parallel import usable_cpus
 
-    if not input_dir.is_dir():
-        raise UserError(f"{input_dir}: no such folder")
+    for option, path in (("--out", out), ("--evidence", evidence)):
+        if path is not None and path.is_dir():
+            raise UserError(f"{option} {path} is a folder; give a file name, e.g. {path / 'predictions.tsv'}")
+    texts, _, _ = report_folder(input_dir)  # a wrong INPUT is said before a model is loaded or downloaded
     if not workers:
         # starting a worker costs a few seconds: worth it from two chunks of reports on
-        many = sum(1 for _ in input_dir.glob("*.txt")) >= 2 * WORKER_CHUNK
+        many = sum(1 for _ in texts.glob("*.txt")) >= 2 * WORKER_CHUNK
         workers = usable_cpus() if many else 1
-    with Predictor.load(model, threads=usable_cpus(), workers=workers) as predictor:
-        summary = predictor.predict_folder(input_dir, out, evidence, progress=True)
-    console.print(f"{summary['coded']} report(s) coded, {summary['codes']} code(s) → {out}", highlight=False)
+    with model_folder(model) as model_dir, Predictor.load(model_dir, threads=usable_cpus(),
+                                                          workers=workers) as predictor:
+        summary = predictor.predict_folder(input_dir, out, evidence, progress=True, scores=scores)
+    console.print(f"{summary['coded']} report(s) coded, {summary['codes']} code(s) → {escape(str(out))}",
+                  highlight=False)
     for problem in summary["problems"]:
-        err.print(f"[yellow]skipped[/] {problem['file']}: {problem['problem']}", highlight=False, soft_wrap=True)
+        say(err, "[yellow]skipped[/] ", f"{problem['file']}: {problem['problem']}")
+    for warning in summary["warnings"]:
+        say(err, "[yellow]warning:[/] ", warning)
 
 
 @app.command()
@@ -361,11 +502,11 @@ def evaluate(
     from hiericd_core import pipeline
 
     result = pipeline.evaluate_model(model, dataset, split, baselines=baselines)
-    console.print(f"tagger: {json.dumps(result['tagger'], sort_keys=True)}", highlight=False, soft_wrap=True)
-    console.print(f"classifier: {json.dumps(result['classifier'], sort_keys=True)}", highlight=False, soft_wrap=True)
-    console.print(f"evidence: {json.dumps(result['evidence'], sort_keys=True)}", highlight=False, soft_wrap=True)
+    for part in ("tagger", "classifier", "evidence"):
+        console.print(f"{part}: {json.dumps(result[part], sort_keys=True)}", highlight=False, markup=False,
+                      soft_wrap=True)
     print(result["table"])
-    console.print(f"written: {model / f'evaluation-{split}.json'}", highlight=False)
+    console.print(f"written: {model / f'evaluation-{split}.json'}", highlight=False, markup=False)
 
 
 @app.command()
@@ -380,16 +521,13 @@ def register(
     """Log a model folder as an MLflow run and register its three models (alias challenger)."""
     from hiericd_core import registry
 
-    try:
-        run_id = registry.log_training_run(model, dataset, round_ids=round_ids, experiment=experiment)
-        info = registry.register(run_id)
-    except (registry.RegistryError, registry.GateError) as exc:
-        raise UserError(str(exc)) from exc
-    console.print(f"MLflow run {run_id} in {registry.tracking_uri()}", highlight=False, soft_wrap=True)
+    run_id = registry.log_training_run(model, dataset, round_ids=round_ids, experiment=experiment)
+    info = registry.register(run_id)
+    console.print(f"MLflow run {run_id} in {registry.tracking_uri()}", highlight=False, markup=False, soft_wrap=True)
     for artifact in registry.MODELS:
         v = info[artifact]
         console.print(f"{v['name']} version {v['version']}{'' if v['created'] else ' (already registered)'} "
-                      f"@{registry.CHALLENGER}", highlight=False)
+                      f"@{registry.CHALLENGER}", highlight=False, markup=False)
 
 
 @app.command()
@@ -408,11 +546,11 @@ def promote(
     """
     from hiericd_core import registry
 
-    try:
-        config = registry.GateConfig.from_toml(gate) if gate else registry.GateConfig()
-        decision = registry.promote(dataset_dir=dataset, gate=config, out_dir=out)
-    except (registry.RegistryError, registry.GateError) as exc:
-        raise UserError(str(exc)) from exc
+    config = registry.GateConfig.from_toml(gate) if gate else registry.GateConfig()
+    if not config.reference_set and not (dataset / "manifest.json").is_file():
+        # said before the store is opened (opening a new one creates it)
+        raise UserError(f"{dataset}: not a data set folder (no manifest.json); give the data set to score on")
+    decision = registry.promote(dataset_dir=dataset, gate=config, out_dir=out)
     if as_json:
         print(json.dumps(decision, indent=2, sort_keys=True, default=str))
     else:
@@ -429,7 +567,7 @@ def promote(
         if decision["rules"]:
             console.print(table)
         if decision.get("decision_file"):
-            console.print(f"decision: {decision['decision_file']}", highlight=False, soft_wrap=True)
+            console.print(f"decision: {decision['decision_file']}", highlight=False, markup=False, soft_wrap=True)
     if not decision["passed"]:
         raise typer.Exit(1)
 
@@ -440,12 +578,9 @@ def rollback():
     """Move hiericd-pipeline@champion back to the champion before it."""
     from hiericd_core import registry
 
-    try:
-        decision = registry.rollback()
-    except (registry.RegistryError, registry.GateError) as exc:
-        raise UserError(str(exc)) from exc
+    decision = registry.rollback()
     console.print(f"champion: v{decision['from']} → v{decision['to']} (decision: {decision['decision_file']})",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("registry-status")
@@ -461,12 +596,12 @@ def registry_status(as_json: Annotated[bool, typer.Option("--json", help="print 
     for alias in (registry.CHAMPION, registry.CHALLENGER):
         v = data[alias]
         if v is None:
-            console.print(f"{alias}: none", highlight=False)
+            console.print(f"{alias}: none", highlight=False, markup=False)
             continue
         m = v["metrics"]
         console.print(f"{alias}: v{v['version']} (run {v['run_id']}, data set {v['dataset_version']}, "
                       f"gate {v['gate'] or '–'}): micro F1 {_num(m['micro_f1'])}, LR {_num(m['lr_micro_f1'])}",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command("model-card")
@@ -477,15 +612,11 @@ def model_card(
     out: Annotated[Path, typer.Option("--out", help="folder for model_card.html and model_card.md")],
 ):
     """Write the model card (HTML + Markdown) of a pipeline version and log it with its run."""
-    from hiericd_core import registry
     from hiericd_core.modelcard import write_model_card
 
-    try:
-        info = write_model_card(version, out)
-    except (registry.RegistryError, registry.GateError) as exc:
-        raise UserError(str(exc)) from exc
+    info = write_model_card(version, out)
     console.print(f"model card of run {info['run_id']}: {info['html']}, {info['markdown']}", highlight=False,
-                  soft_wrap=True)
+                  markup=False, soft_wrap=True)
 
 
 def _num(value) -> str:
@@ -493,13 +624,13 @@ def _num(value) -> str:
 
 
 def _print_mapping(title: str, data: dict) -> None:
-    table = Table(title=title, show_header=False)
+    table = Table(title=escape(title), show_header=False)
     table.add_column(no_wrap=True)
     table.add_column(overflow="fold")
     for key, value in data.items():
         if isinstance(value, (dict, list)):
             value = json.dumps(value, ensure_ascii=False)
-        table.add_row(str(key), str(value))
+        table.add_row(escape(str(key)), escape(clip(str(value))))
     console.print(table)
 
 
@@ -511,7 +642,7 @@ def _print_problems(problems: list[dict]) -> None:
     for p in problems:
         line = f":{p['line']}" if p.get("line") else ""
         reason = f": {p['reason']}" if p.get("reason") else ""
-        console.print(f"  {p['file']}{line}{reason}", highlight=False, soft_wrap=True)
+        say(console, "  ", f"{p['file']}{line}{reason}")
 
 
 @app.command()
@@ -527,22 +658,17 @@ def ablation(
 ):
     """Train the five classifier variants of the paper's Table 4 and compare them (table + plot)."""
     from hiericd_core import pipeline
-    from hiericd_core.ablation import AblationError, run_ablation
+    from hiericd_core.ablation import run_ablation
     from hiericd_core.models.classifier import VARIANTS
-    from hiericd_core.train import TrainError
 
     if not (dataset / "manifest.json").is_file():
         raise UserError(f"{dataset}: not a data set folder (no manifest.json); build one with hiericd datasets")
-    try:
-        settings = pipeline.train_config(config)
-        result = run_ablation(dataset, out, settings, tuple(variant or VARIANTS), split,
-                              progress=sys.stderr.isatty(), log=lambda line: err.print(line, highlight=False),
-                              jobs=jobs)
-    except (AblationError, TrainError) as exc:
-        raise UserError(str(exc)) from exc
+    settings = pipeline.train_config(config)
+    result = run_ablation(dataset, out, settings, tuple(variant or VARIANTS), split, progress=sys.stderr.isatty(),
+                          log=lambda line: err.print(line, highlight=False, markup=False), jobs=jobs)
     print(result["table"])
     console.print(f"written: {out / 'ablation.json'}, {out / 'ablation.md'}, {out / 'ablation.png'}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 if __name__ == "__main__":  # python -m hiericd_core.cli …

@@ -65,6 +65,22 @@ class GateConfig:
     split: str = "test"
     reference_set: str | None = None  # a data set folder scored instead of the promoted data set
 
+    def __post_init__(self) -> None:
+        """Check the values, so that a typo fails here and not after minutes of scoring (or as a refusal)."""
+        from hiericd_core.baselines import BASELINES
+
+        for key in ("micro_f1_tolerance", "max_code_f1_drop", "min_micro_f1", "min_kappa"):
+            value = getattr(self, key)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                raise GateError(f"{key} = {value!r}: give a number")
+        if isinstance(self.min_code_support, bool) or not isinstance(self.min_code_support, int) \
+                or self.min_code_support < 0:
+            raise GateError(f"min_code_support = {self.min_code_support!r}: give a whole number of reports, 0 or more")
+        if self.beat_baseline is not None and self.beat_baseline not in BASELINES:
+            raise GateError(f"beat_baseline = {self.beat_baseline!r}: use one of {', '.join(BASELINES)}, or \"none\"")
+        if self.split not in ("dev", "test"):
+            raise GateError(f"split = {self.split!r}: use dev or test")
+
     @classmethod
     def from_toml(cls, path: str | Path) -> GateConfig:
         """Read the ``[gate]`` table of a TOML file (or its top level when it has none).
@@ -72,15 +88,21 @@ class GateConfig:
         A relative ``reference_set`` is taken relative to the TOML file's folder.
 
         Raises:
-            GateError: unreadable TOML or an unknown key (the message names the file and key).
+            GateError: unreadable TOML, an unknown key or a bad value (the message names the file and key).
         """
         from hiericd_core.settings import read_settings
 
         data = read_settings(path, "gate", cls, GateError, "gate", paths=("reference_set",))
-        for key in ("min_kappa", "beat_baseline"):
-            if data.get(key) in ("", "none"):  # TOML has no null
-                data[key] = None
-        return cls(**data)
+        try:
+            # in a file a share outside 0..1 is a typo (30 meant as 30%); code may pass 1.01 to refuse everything
+            for key in ("micro_f1_tolerance", "max_code_f1_drop", "min_micro_f1"):
+                if key in data and not 0.0 <= data[key] <= 1.0:
+                    raise GateError(f"{key} = {data[key]!r}: give a number from 0 to 1")
+            if data.get("min_kappa") is not None and not -1.0 <= data["min_kappa"] <= 1.0:
+                raise GateError(f"min_kappa = {data['min_kappa']!r}: give a number from -1 to 1, or \"none\"")
+            return cls(**data)
+        except GateError as exc:
+            raise GateError(f"{path}: gate setting {exc}") from exc
 
 
 def apply_rules(gate: GateConfig, challenger: Mapping, champion: Mapping | None, baseline: Mapping | None,

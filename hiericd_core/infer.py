@@ -8,11 +8,17 @@ batches: the tagger over reports, the classifier over all marked sentences of
 a call at once.
 
 Input problems never raise: a report with no text, or a file that cannot be
-read, gets a message in ``problems`` and the rest goes on.
+read, gets a message in ``problems`` and the rest goes on. Input the model
+cannot have been meant for is coded with a warning (``warnings``), because its
+codes may be confident nonsense: a report that reads as another language than
+the model's training language (a cheap count of common function words), one
+most of whose words the model's vocabulary does not know
+(:data:`UNKNOWN_WORDS_WARNING`), or no reasons for visit for a model trained
+with them.
 
 ``predictions.tsv`` is CodiEsp's format: ``report_id<TAB>code`` lines,
-sorted, no header. ``evidence.jsonl`` holds one :meth:`ReportPrediction.to_json`
-object per report.
+sorted, no header (with ``scores``, a third column: the code's probability).
+``evidence.jsonl`` holds one :meth:`ReportPrediction.to_json` object per report.
 
 Beyond the paper, :class:`InferenceConfig` can back the classifier off to a
 **phrase memory** (the coders' phrases of the training reports, each mapped
@@ -37,7 +43,10 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import NamedTuple
@@ -48,6 +57,21 @@ from hiericd_core.segment import Sentence, Token
 
 FOCUS_THRESHOLD = 0.5
 PHRASE_MODES = ("off", "focus", "report")
+UNKNOWN_WORDS_WARNING = 0.5  # warn when more than this share of a report's words is not in the model's vocabulary
+# Common function words of the languages hiericd segments: a report's counts say which language it is in.
+# Words both languages use ("no", "a") are left out.
+FUNCTION_WORDS = {
+    "en": frozenset("the and of with was is to for on were are this that which from by at has had an".split()),
+    "es": frozenset("de la el y con los las del que por se una un para al es sin en su".split()),
+}
+LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
+_MIN_FUNCTION_WORDS = 8  # fewer hits say nothing about a report's language
+
+logger = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """An input folder hiericd cannot code (no reports in it); the message says what to give instead."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,9 @@ class ReportPrediction:
     focus_sentences: list[int] = field(default_factory=list)
     n_sentences: int = 0
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # coded, but the codes may be nonsense (module docstring)
+    # {"words", "unknown_words", "language"}: what the warnings were worked out from (language None: unsure)
+    text_checks: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """A plain dict for ``evidence.jsonl`` (``top_tokens`` as ``[token, weight, start, end]`` tuples).
@@ -120,7 +147,7 @@ class ReportPrediction:
         return {"report_id": self.report_id,
                 "codes": [{**vars(c), "top_tokens": list(c.top_tokens)} for c in self.codes],
                 "focus_sentences": list(self.focus_sentences), "n_sentences": self.n_sentences,
-                "problems": list(self.problems)}
+                "problems": list(self.problems), "warnings": list(self.warnings), "text_checks": dict(self.text_checks)}
 
 
 @dataclass
@@ -172,16 +199,21 @@ class Predictor:
 
         Raises:
             FileNotFoundError: a file of the model folder is missing (the message says which).
+            ModelFileError: a file of the model folder is truncated or garbage (the message names it).
         """
         from hiericd_core.embeddings import Vocabulary
-        from hiericd_core.models import load_checkpoint
+        from hiericd_core.models import ModelFileError, load_checkpoint
 
         model_dir = Path(model_dir)
+        if not model_dir.is_dir():
+            raise FileNotFoundError(f"{model_dir}: no such model folder")
         for name in ("tagger.pt", "classifier.pt", "vocab.json"):
             if not (model_dir / name).is_file():
                 raise FileNotFoundError(f"{model_dir}: no {name}; is this a model folder written by `train_model`?")
         if config is None and (model_dir / "inference.json").is_file():
-            config = InferenceConfig.from_dict(json.loads((model_dir / "inference.json").read_text(encoding="utf-8")))
+            with _model_file(model_dir / "inference.json"):
+                config = InferenceConfig.from_dict(
+                    json.loads((model_dir / "inference.json").read_text(encoding="utf-8")))
         config = config or InferenceConfig()
         phrases = None
         if config.phrase_memory != "off":
@@ -190,11 +222,18 @@ class Predictor:
             if not (model_dir / "phrases.json").is_file():
                 raise FileNotFoundError(f"{model_dir}: no phrases.json for the phrase memory; "
                                         "write it with hiericd_core.infer_dataset.add_phrase_memory")
-            phrases = PhraseDictionary.load(model_dir)
+            with _model_file(model_dir / "phrases.json"):
+                phrases = PhraseDictionary.load(model_dir)
         tagger, _ = load_checkpoint(model_dir / "tagger.pt")
         classifier, checkpoint = load_checkpoint(model_dir / "classifier.pt")
-        predictor = cls(tagger, classifier, Vocabulary.load(model_dir / "vocab.json"), list(checkpoint["labels"]),
-                        checkpoint["variant"], int(checkpoint["max_tokens"]), checkpoint.get("language") or "en",
+        with _model_file(model_dir / "vocab.json"):
+            vocab = Vocabulary.load(model_dir / "vocab.json")
+        try:
+            labels, variant = list(checkpoint["labels"]), str(checkpoint["variant"])
+            max_tokens = int(checkpoint["max_tokens"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(model_dir / "classifier.pt", f"no {exc} in the checkpoint") from exc
+        predictor = cls(tagger, classifier, vocab, labels, variant, max_tokens, checkpoint.get("language") or "en",
                         checkpoint.get("segmenter"), top_k, threads, config, phrases)
         predictor.model_dir = model_dir
         predictor.start_workers(workers)
@@ -367,6 +406,11 @@ class Predictor:
 
     # ------------------------------------------------------------ raw reports
 
+    @property
+    def uses_reasons(self) -> bool:
+        """Whether the model was trained with reasons for visit (an ``*_r4v`` variant or an r4v tagger)."""
+        return self.variant.endswith("_r4v") or bool(getattr(getattr(self.tagger, "config", None), "use_r4v", False))
+
     def segmenter(self):
         if self._segmenter is None:
             from hiericd_core.segment import Segmenter, SegmenterConfig
@@ -419,39 +463,73 @@ class Predictor:
             if problem:
                 out.append(ReportPrediction(rid, problems=[problem]))
                 continue
-            sentences = self.segmenter().segment(text)
+            try:
+                sentences = self.segmenter().segment(text)
+                r4v = [t.text for s in self.segmenter().segment(str(reason)) for t in s.tokens] if reason else []
+            except Exception as exc:  # noqa: BLE001 - one report the segmenter chokes on must not sink the others
+                logger.exception("report %s could not be segmented", rid)
+                out.append(ReportPrediction(rid, problems=[f"the text could not be split into sentences "
+                                                           f"({type(exc).__name__}); nothing coded"]))
+                continue
             if not any(s.tokens for s in sentences):
                 out.append(ReportPrediction(rid, problems=["no words in the text: nothing to code"]))
                 continue
-            r4v = [t.text for s in self.segmenter().segment(str(reason)) for t in s.tokens] if reason else []
             docs.append(SegmentedReport(rid, sentences, r4v))
             where.append(len(out))
             out.append(None)
         coded, _ = self.code_segmented(docs, batch_size) if docs else ([], [])
-        for i, result in zip(where, coded, strict=True):
+        for i, doc, result in zip(where, docs, coded, strict=True):
+            self._check_text(doc, result)
             out[i] = result
         return [r for r in out if r is not None]
 
+    def _check_text(self, doc: SegmentedReport, result: ReportPrediction) -> None:
+        """Fill ``result.text_checks`` and warn about words the model does not know or another language."""
+        words = [t.text.lower() for s in doc.sentences for t in s.tokens if not _PUNCTUATION.fullmatch(t.text)]
+        unknown = sum(1 for w in words if w not in self.vocab.index)
+        language = guess_language(words)
+        result.text_checks = {"words": len(words), "unknown_words": unknown, "language": language}
+        if language is not None and self.language in FUNCTION_WORDS and language != self.language:
+            result.warnings.append(f"the text reads as {_language_name(language)}, the model was trained on "
+                                   f"{_language_name(self.language)} reports: its codes may be nonsense")
+        if words and unknown / len(words) > UNKNOWN_WORDS_WARNING:
+            result.warnings.append(f"{unknown / len(words):.0%} of the words are unknown to the model: "
+                                   "its codes may be nonsense")
+
     def predict_folder(self, input_dir: str | Path, out_tsv: str | Path, evidence_jsonl: str | Path | None = None,
-                       batch_size: int = 64, progress: bool = False) -> dict:
+                       batch_size: int = 64, progress: bool = False, scores: bool = False) -> dict:
         """Code every ``*.txt`` of a folder (``.ann`` files are ignored) and write the predictions.
 
         ``metadata.csv`` (columns ``report_id, reason_for_visit``), when present,
-        gives the reasons for visit. A file that cannot be read as UTF-8, or is
-        empty, is reported and skipped.
+        gives the reasons for visit. A round folder (``texts/`` and/or
+        ``round.toml``) is read as its ``texts/`` with the round's
+        ``metadata.csv``, and its language is checked against the model's. A
+        file that cannot be read as UTF-8, or is empty, is reported and
+        skipped. ``scores`` adds each code's probability as a third column.
 
         Returns:
-            ``{"files", "coded", "codes", "problems": [{"file", "problem"}], "predictions", "evidence"}``.
+            ``{"files", "coded", "codes", "problems": [{"file", "problem"}], "warnings": [str],
+            "predictions", "evidence"}``; ``warnings`` sums up the reports' warnings, one line each.
+
+        Raises:
+            InputError: the folder holds no ``.txt`` report (the message says where to look).
+            RoundError: a round folder's ``round.toml`` cannot be read.
         """
         from hiericd_core.files import atomic_write_text
 
-        input_dir = Path(input_dir)
+        texts, metadata, round_language = report_folder(input_dir)
         problems: list[dict] = []
-        reasons = _read_reasons(input_dir / "metadata.csv", problems)
+        reasons = _read_reasons(metadata, problems)
         reports, files = [], {}
-        paths = sorted(input_dir.glob("*.txt"))
+        paths = sorted(texts.glob("*.txt"))
         for path in paths:
             files[path.stem] = path.name
+            if path.is_dir():
+                problems.append({"file": path.name, "problem": "a folder, not a report file; left out"})
+                continue
+            if any(c in path.stem for c in "\t\r\n"):  # the report id is a column of predictions.tsv
+                problems.append({"file": path.name, "problem": "a tab or line break in the file name; rename it"})
+                continue
             try:
                 text = path.read_bytes().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
@@ -464,14 +542,104 @@ class Predictor:
             reports.append({"report_id": path.stem, "text": text, "reason_for_visit": reasons.get(path.stem, "")})
         results = self.predict(reports, batch_size, progress)
         problems += [{"file": files[r.report_id], "problem": p} for r in results for p in r.problems]
-        lines = sorted({f"{r.report_id}\t{c.code}" for r in results for c in r.codes})
+        warnings = self._folder_warnings(results, metadata, reasons, round_language)
+        if scores:
+            lines = sorted(f"{r.report_id}\t{c.code}\t{c.probability:.6f}" for r in results for c in r.codes)
+        else:
+            lines = sorted({f"{r.report_id}\t{c.code}" for r in results for c in r.codes})
         atomic_write_text(out_tsv, "".join(line + "\n" for line in lines))
         if evidence_jsonl is not None:
             atomic_write_text(evidence_jsonl, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n"
                                                       for r in results))
         return {"files": len(paths), "coded": sum(1 for r in results if not r.problems), "codes": len(lines),
-                "problems": sorted(problems, key=lambda p: p["file"]), "predictions": str(out_tsv),
-                "evidence": str(evidence_jsonl) if evidence_jsonl is not None else None}
+                "problems": sorted(problems, key=lambda p: p["file"]), "warnings": warnings,
+                "predictions": str(out_tsv), "evidence": str(evidence_jsonl) if evidence_jsonl is not None else None}
+
+    def _folder_warnings(self, results: Sequence[ReportPrediction], metadata: Path | None, reasons: dict[str, str],
+                         round_language: str | None) -> list[str]:
+        """One line per kind of warning over a folder's reports (the reports' own warnings are in the evidence)."""
+        out = []
+        model_language = _language_name(self.language)
+        if round_language is not None and round_language != self.language:
+            out.append(f"the round's language is {_language_name(round_language)} (round.toml), the model was "
+                       f"trained on {model_language} reports: its codes may be nonsense")
+        coded = [r for r in results if r.text_checks]
+        other = [r for r in coded if r.text_checks["language"] not in (None, self.language)
+                 and self.language in FUNCTION_WORDS]
+        if other and round_language is None:
+            out.append(f"{len(other)} of {len(coded)} report(s) read as another language than the model's "
+                       f"({model_language}), e.g. {other[0].report_id}: their codes may be nonsense")
+        words = sum(r.text_checks["words"] for r in coded)
+        unknown = sum(r.text_checks["unknown_words"] for r in coded)
+        if words and unknown / words > UNKNOWN_WORDS_WARNING:
+            out.append(f"{unknown / words:.0%} of the words are unknown to the model (over "
+                       f"{UNKNOWN_WORDS_WARNING:.0%}): is this the kind of report it was trained on?")
+        if self.uses_reasons and coded and not any(reasons.get(r.report_id) for r in coded):
+            where = "no metadata.csv" if metadata is None or not metadata.is_file() else \
+                f"no reason_for_visit in {metadata.name}"
+            out.append(f"{where}: the model ({self.variant}) was trained with reasons for visit and codes "
+                       "worse without them")
+        return out
+
+
+def report_folder(input_dir: str | Path) -> tuple[Path, Path | None, str | None]:
+    """Where a folder's reports are: ``(folder of .txt, metadata.csv or None, round language or None)``.
+
+    A round folder (``texts/`` and/or ``round.toml``) gives its ``texts/``, its
+    ``metadata.csv`` and its ``round.toml`` language; any other folder, itself.
+
+    Raises:
+        InputError: no such folder, or no ``.txt`` report in it.
+        RoundError: a ``round.toml`` that cannot be read.
+    """
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"{input_dir}: no such folder")
+    language = None
+    texts = input_dir
+    if (input_dir / "round.toml").is_file():
+        from hiericd_core.rounds import RoundConfig
+
+        language = RoundConfig.from_toml(input_dir / "round.toml", default_id=input_dir.name).language
+    if (input_dir / "texts").is_dir():
+        texts = input_dir / "texts"
+    metadata = input_dir / "metadata.csv"
+    if not any(p.suffix == ".txt" for p in texts.iterdir()):
+        hint = " (a round keeps them in texts/)" if texts == input_dir else ""
+        raise InputError(f"{texts}: no .txt report in it; give a folder of .txt reports{hint}")
+    return texts, metadata if metadata.is_file() else None, language
+
+
+def guess_language(words: Sequence[str]) -> str | None:
+    """The language whose function words a text's lower-cased words hold most, or None when unsure.
+
+    Sure means at least a few function words, and three times as many of one
+    language as of the other.
+    """
+    hits = {lang: sum(1 for w in words if w in vocabulary) for lang, vocabulary in FUNCTION_WORDS.items()}
+    best = max(hits, key=hits.get)
+    rest = max(n for lang, n in hits.items() if lang != best)
+    return best if hits[best] >= _MIN_FUNCTION_WORDS and hits[best] >= 3 * rest else None
+
+
+def _language_name(code: str) -> str:
+    return f"{LANGUAGE_NAMES[code]} ({code})" if code in LANGUAGE_NAMES else repr(code)
+
+
+_PUNCTUATION = re.compile(r"[^\w]+")
+
+
+@contextmanager
+def _model_file(path: Path) -> Iterator[None]:
+    """Turn a model folder file's parse errors into :class:`~hiericd_core.models.ModelFileError` naming it."""
+    from hiericd_core.models import ModelFileError
+
+    try:
+        yield
+    except ModelFileError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:  # JSON and UTF-8 errors are ValueErrors
+        raise ModelFileError(path, f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
 WORKER_CHUNK = 256  # reports coded together (a job for a worker process)
@@ -494,8 +662,8 @@ def _worker_predict(job: tuple[int, list[dict], int]) -> list[ReportPrediction]:
     return _WORKER["predictor"]._predict(reports, batch_size, first)
 
 
-def _read_reasons(path: Path, problems: list[dict]) -> dict[str, str]:
-    if not path.is_file():
+def _read_reasons(path: Path | None, problems: list[dict]) -> dict[str, str]:
+    if path is None or not path.is_file():
         return {}
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
@@ -507,4 +675,5 @@ def _read_reasons(path: Path, problems: list[dict]) -> dict[str, str]:
         problems.append({"file": path.name, "problem": "needs columns report_id and reason_for_visit; "
                                                        "reasons for visit left out"})
         return {}
-    return {row["report_id"]: row["reason_for_visit"] or "" for row in rows}
+    # a short row gives None for its missing cells (DictReader), a long one a list under the None key
+    return {str(row["report_id"]): row["reason_for_visit"] or "" for row in rows if row["report_id"] is not None}

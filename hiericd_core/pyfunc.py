@@ -13,9 +13,17 @@ within a report::
 
 ``evidence`` holds the focus sentence (index, offsets into the report text,
 text) and the heaviest attention tokens (``token``, ``weight``, ``start``,
-``end``). A report that gets no code (no text, no words) still gets one row,
-with an empty code, probability 0 and ``{"problems": [...]}`` as evidence, so
-every report sent comes back.
+``end``). A report that gets no code (no text, no words, longer than
+:data:`MAX_REPORT_CHARS`) still gets one row, with an empty code, probability 0
+and ``{"problems": [...]}`` as evidence, so every report sent comes back, and
+one bad report never fails the others.
+
+No stack trace and no server path goes into a response: MLflow's scoring
+server puts the traceback of any exception :meth:`HiericdPipeline.predict`
+raises into the response body (and an ``MlflowException``'s message gets the
+whole input prepended), so ``predict`` does not raise for what a report holds;
+a failure of the model itself is logged on the server and each report gets a
+row whose problem names only the kind of error.
 
 Serving needs ``hiericd_core`` importable (``mlflow models serve --env-manager
 local`` from the project's venv): the wrapper is pickled by reference to this
@@ -25,11 +33,17 @@ module, and the model folder's checkpoints are plain ``torch.save`` dicts.
 from __future__ import annotations
 
 import json
+import logging
 
 import mlflow.pyfunc
 import pandas as pd
 
 COLUMNS = ("report_id", "code", "probability", "evidence")
+# characters of one served report: longer ones take tens of seconds to segment, past the server's request
+# timeout (a 504 for the whole batch); ``hiericd predict`` codes them (in chunks: hiericd_core.segment)
+MAX_REPORT_CHARS = 1_000_000
+
+logger = logging.getLogger(__name__)
 
 
 def evidence_json(code) -> str:
@@ -70,13 +84,55 @@ class HiericdPipeline(mlflow.pyfunc.PythonModel):
         Returns:
             a data frame with the columns of :data:`COLUMNS`.
         """
+        from hiericd_core.infer import ReportPrediction
+
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        reports = [{"report_id": "" if pd.isna(r.get("report_id")) else str(r.get("report_id")),
+        # a report without id is named by its place in the request, whichever reports are coded with it
+        reports = [{"report_id": _report_id(r.get("report_id")),
                     "text": r.get("text") if isinstance(r.get("text"), str) else None,
                     "reason_for_visit": r.get("reason_for_visit") if isinstance(r.get("reason_for_visit"), str)
                     else ""}
                    for r in frame.to_dict("records")]
-        return pd.DataFrame(prediction_rows(self.predictor.predict(reports)), columns=list(COLUMNS))
+        for i, report in enumerate(reports):
+            report["report_id"] = report["report_id"] or f"report-{i + 1}"
+        results: list = [None] * len(reports)
+        todo = []
+        for i, report in enumerate(reports):
+            size = len(report["text"] or "") + len(report["reason_for_visit"])
+            if size > MAX_REPORT_CHARS:
+                results[i] = ReportPrediction(report["report_id"], problems=[
+                    f"too long to serve ({size:,} characters, at most {MAX_REPORT_CHARS:,}): code it with "
+                    "hiericd predict"])
+            else:
+                todo.append(i)
+        for i, result in zip(todo, self._predict_safely([reports[i] for i in todo]), strict=True):
+            results[i] = result
+        return pd.DataFrame(prediction_rows(results), columns=list(COLUMNS))
+
+    def _predict_safely(self, reports: list[dict]) -> list:
+        """The predictor's results; when the batch fails, report by report, a failing one with a problem row."""
+        from hiericd_core.infer import ReportPrediction
+
+        try:
+            return self.predictor.predict(reports)
+        except Exception:  # noqa: BLE001 - the traceback goes to the server log, never into the response
+            logger.exception("coding a batch of %d report(s) failed; coding them one by one", len(reports))
+        out = []
+        for report in reports:
+            try:
+                out += self.predictor.predict([report])
+            except Exception as exc:  # noqa: BLE001 - as above
+                logger.exception("coding report %r failed", report.get("report_id"))
+                out.append(ReportPrediction(report["report_id"], problems=[
+                    f"could not be coded (internal error {type(exc).__name__}; see the server log)"]))
+        return out
+
+
+def _report_id(value) -> str:
+    """A report id cell as text: missing (None, NaN) is empty."""
+    if isinstance(value, str):
+        return value
+    return "" if value is None or value != value else str(value)  # NaN != NaN
 
 
 def signature():

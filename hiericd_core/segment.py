@@ -19,6 +19,12 @@ abbreviation such as ``approx.``, ``Dr.``, ``s/p``, ``e.g.`` or ``aprox.``:
 pysbd splits after some of them, so such sentences are glued back. Offsets are
 code points into the text, end exclusive; whitespace is never a token and
 sentences are stripped of surrounding whitespace.
+
+A text longer than :data:`CHUNK_CHARS` (spaCy refuses texts over a million
+characters, and its memory grows with the text) is segmented in chunks cut at
+line breaks, where a sentence ends anyway, so the sentences and tokens are the
+ones of the whole text, offsets included; only a single line longer than a
+chunk is cut at a space (or anywhere, when it has none).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 Backend = Literal["auto", "scispacy", "pysbd", "rule"]
+CHUNK_CHARS = 100_000  # a longer text is segmented in chunks cut at line breaks (see the module docstring)
 
 SCISPACY_MODELS = ("en_core_sci_lg", "en_core_sci_md", "en_core_sci_sm")
 
@@ -75,6 +82,10 @@ class Sentence:
     tokens: tuple[Token, ...]
 
 
+class SegmenterError(ValueError):
+    """A segmenter that cannot be made (unknown language, missing model); the message says what to use."""
+
+
 @dataclass(frozen=True)
 class SegmenterConfig:
     """Which segmenter to use; ``language`` comes from ``round.toml``."""
@@ -108,8 +119,10 @@ class Segmenter:
     def __init__(self, config: SegmenterConfig | None = None):
         self.config = config or SegmenterConfig()
         self.backend = resolve_backend(self.config)
+        if self.backend != "rule":
+            _check_language(self.config.language, self.backend)
         if self.backend == "scispacy" and not installed_scispacy_model(self.config.model):
-            raise ValueError(
+            raise SegmenterError(
                 f"no scispaCy model installed (looked for {self.config.model or ', '.join(SCISPACY_MODELS)}); "
                 "install one or use backend 'pysbd'"
             )
@@ -127,7 +140,17 @@ class Segmenter:
         return "rule"
 
     def segment(self, text: str) -> list[Sentence]:
-        """Return the sentences of ``text`` in order, with their tokens."""
+        """Return the sentences of ``text`` in order, with their tokens (long texts in chunks: module docstring)."""
+        if len(text) <= CHUNK_CHARS or self.backend == "rule":  # the rule backend has no length limit
+            return self._segment(text)
+        out: list[Sentence] = []
+        for start, end in text_chunks(text, CHUNK_CHARS):
+            out += [Sentence(s.start + start, s.end + start, s.text,
+                             tuple(Token(t.text, t.start + start, t.end + start) for t in s.tokens))
+                    for s in self._segment(text[start:end])]
+        return out
+
+    def _segment(self, text: str) -> list[Sentence]:
         if self.backend == "rule":
             spans = _glue_abbreviations(text, _rule_sentences(text))
             return _attach_tokens(text, spans, _rule_tokens(text))
@@ -237,6 +260,44 @@ class Segmenter:
             for piece in self._sbd.segment(line):
                 spans.append((m.start() + piece.start, m.start() + piece.end))
         return spans
+
+
+def text_chunks(text: str, limit: int) -> list[tuple[int, int]]:
+    """``(start, end)`` pieces of ``text`` of at most ``limit`` characters covering it, cut after line breaks.
+
+    A piece ends after the last line break inside the limit; a line longer
+    than the limit is cut after its last space inside the limit, or at the limit.
+    """
+    assert limit > 0
+    out: list[tuple[int, int]] = []
+    start = 0
+    while len(text) - start > limit:
+        cut = text.rfind("\n", start, start + limit) + 1
+        if cut <= start:
+            cut = text.rfind(" ", start, start + limit) + 1
+        if cut <= start:
+            cut = start + limit
+        out.append((start, cut))
+        start = cut
+    out.append((start, len(text)))
+    return out
+
+
+def _check_language(language: str, backend: str) -> None:
+    """Raise :class:`SegmenterError` unless pysbd and spaCy both know ``language``."""
+    from pysbd.languages import LANGUAGE_CODES
+
+    known = sorted(LANGUAGE_CODES)
+    if not isinstance(language, str) or language not in LANGUAGE_CODES:
+        raise SegmenterError(f"unknown language {language!r} for the {backend} segmenter; use one of "
+                             f"{', '.join(known)} (round.toml's language or --language)")
+    import spacy.util
+
+    try:
+        spacy.util.get_lang_class(language)
+    except ImportError as exc:
+        raise SegmenterError(f"spaCy has no tokenizer for language {language!r}; use another language or the "
+                             "rule backend") from exc
 
 
 def rule_sentences(text: str) -> list[tuple[int, int]]:

@@ -1,6 +1,7 @@
 """Inference: raw reports, a folder with bad files, evidence offsets, a data set split."""
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -239,3 +240,172 @@ def test_a_phrase_memory_needs_its_phrases(model, tmp_path):
     model_dir, _ = model
     with pytest.raises(FileNotFoundError, match="no phrases.json"):
         Predictor.load(model_dir, config=InferenceConfig(phrase_memory="focus"))
+
+
+# ---------------------------------------------------------------- hiericd predict: bad input, warnings
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from hiericd_core.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result.exit_code, " ".join(result.output.split())
+
+
+SPANISH = ("Paciente de 45 años que acude por dolor abdominal en la fosa ilíaca derecha. Se realiza una ecografía "
+           "que muestra los signos de una apendicitis aguda y se indica la cirugía por el servicio de urgencias.\n")
+
+
+def test_predict_warns_about_another_language_unknown_words_and_missing_reasons(model, reports, tmp_path):
+    model_dir, _ = model
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "es.txt").write_text(SPANISH, encoding="utf-8")
+    (folder / "en.txt").write_text(reports[0]["text"], encoding="utf-8")
+    code, output = _cli("predict", model_dir, folder, "--out", tmp_path / "p.tsv", "--evidence", tmp_path / "e.jsonl")
+    assert code == 0
+    assert "warning: 1 of 2 report(s) read as another language than the model's (English (en)), e.g. es" in output
+    assert "warning: no metadata.csv: the model (supervised_r4v) was trained with reasons for visit" in output
+    evidence = {e["report_id"]: e for e in map(json.loads, (tmp_path / "e.jsonl").read_text().splitlines())}
+    assert evidence["es"]["text_checks"]["language"] == "es" and evidence["en"]["text_checks"]["language"] == "en"
+    assert any("reads as Spanish (es)" in w for w in evidence["es"]["warnings"])
+    assert any("of the words are unknown to the model" in w for w in evidence["es"]["warnings"])
+    assert evidence["en"]["warnings"] == []
+    checks = evidence["es"]["text_checks"]
+    assert checks["unknown_words"] / checks["words"] > 0.5
+    # mostly unknown words over the whole input: one line with the rate
+    (folder / "en.txt").unlink()
+    code, output = _cli("predict", model_dir, folder, "--out", tmp_path / "p.tsv")
+    assert code == 0 and re.search(r"warning: \d+% of the words are unknown to the model \(over 50%\)", output)
+    # a metadata.csv without the column says so
+    (folder / "metadata.csv").write_text("report_id,age\nes,45\n", encoding="utf-8")
+    code, output = _cli("predict", model_dir, folder, "--out", tmp_path / "p.tsv")
+    assert "warning: no reason_for_visit in metadata.csv" in output
+
+
+def test_predict_reads_a_round_folder_and_checks_its_language(model, tmp_path):
+    import shutil
+
+    model_dir, dataset = model
+    round_dir = tmp_path / "round"
+    shutil.copytree(dataset.parent / "round", round_dir, ignore=shutil.ignore_patterns("coders", "senior", "truth"))
+    code, output = _cli("predict", model_dir, round_dir, "--out", tmp_path / "p.tsv", "--scores")
+    assert code == 0, output
+    lines = (tmp_path / "p.tsv").read_text().splitlines()
+    n = len(list((round_dir / "texts").glob("*.txt")))
+    assert f"{n} report(s) coded" in output and "warning" not in output  # its metadata.csv gives the reasons
+    assert lines == sorted(lines) and {len(line.split("\t")) for line in lines} == {3}
+    assert all(0 < float(line.split("\t")[2]) <= 1 for line in lines)
+    toml = round_dir / "round.toml"
+    toml.write_text(toml.read_text().replace('language = "en"', 'language = "es"'))
+    code, output = _cli("predict", model_dir, round_dir, "--out", tmp_path / "p.tsv")
+    assert code == 0 and "warning: the round's language is Spanish (es) (round.toml), the model was trained on " \
+                          "English (en) reports" in output
+
+
+def test_predict_skips_a_txt_folder_and_codes_a_report_over_spacys_limit(model, reports, tmp_path):
+    model_dir, _ = model
+    folder = tmp_path / "in"
+    (folder / "folder.txt").mkdir(parents=True)
+    long = reports[0]["text"] + "\n" + "No further findings.\n" * 60_000
+    assert len(long) > 1_000_000
+    (folder / "long.txt").write_text(long, encoding="utf-8")
+    (folder / "tab\there.txt").write_text(reports[1]["text"], encoding="utf-8")  # would break predictions.tsv
+    code, output = _cli("predict", model_dir, folder, "--out", tmp_path / "p.tsv", "--evidence", tmp_path / "e.jsonl")
+    assert code == 0 and "1 report(s) coded" in output
+    assert "skipped folder.txt: a folder, not a report file" in output
+    assert "here.txt: a tab or line break in the file name; rename it" in output
+    assert {line.split("\t")[0] for line in (tmp_path / "p.tsv").read_text().splitlines()} == {"long"}
+    evidence = json.loads((tmp_path / "e.jsonl").read_text())
+    assert evidence["report_id"] == "long" and evidence["codes"]
+    for c in evidence["codes"]:
+        assert long[c["sentence_start"]:c["sentence_end"]] == c["sentence_text"]
+
+
+def test_a_truncated_checkpoint_is_named_by_predict(model, reports, tmp_path):
+    import shutil
+
+    model_dir, _ = model
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    data = (broken / "classifier.pt").read_bytes()
+    (broken / "classifier.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(reports[0]["text"], encoding="utf-8")
+    code, output = _cli("predict", broken, tmp_path / "in", "--out", tmp_path / "p.tsv")
+    assert code == 2
+    assert f"error: {broken / 'classifier.pt'}: not a readable model file (" in output
+    assert output.endswith("retrain or copy it again")
+    (broken / "classifier.pt").write_bytes(data)
+    (broken / "vocab.json").write_text("{not json", encoding="utf-8")
+    code, output = _cli("predict", broken, tmp_path / "in", "--out", tmp_path / "p.tsv")
+    assert code == 2 and f"error: {broken / 'vocab.json'}: not a readable model file (" in output
+
+
+def test_one_report_the_segmenter_chokes_on_does_not_sink_the_batch(model, reports, monkeypatch):
+    predictor = Predictor.load(model[0], threads=1)
+    segmenter = predictor.segmenter()
+    real = segmenter.segment
+
+    def choke(text):
+        if text.startswith("CHOKE"):
+            raise ValueError("boom")
+        return real(text)
+
+    monkeypatch.setattr(segmenter, "segment", choke)
+    results = predictor.predict([{"report_id": "bad", "text": "CHOKE on this"},
+                                 {"report_id": "good", "text": reports[0]["text"]}])
+    assert results[0].problems == ["the text could not be split into sentences (ValueError); nothing coded"]
+    assert results[1].codes and not results[1].problems
+
+
+# ---------------------------------------------------------------- the served pipeline (in this process)
+
+
+def _served(model_dir):
+    from hiericd_core.pyfunc import HiericdPipeline
+
+    pipeline = HiericdPipeline()
+    pipeline.predictor = Predictor.load(model_dir, threads=1)
+    return pipeline
+
+
+def test_an_oversized_report_gets_a_problem_row_and_the_others_their_codes(model, reports):
+    import pandas as pd
+
+    from hiericd_core.pyfunc import MAX_REPORT_CHARS
+
+    pipeline = _served(model[0])
+    frame = pd.DataFrame([{"report_id": "big", "text": "Fever.\n" * (MAX_REPORT_CHARS // 7 + 1)},
+                          {"report_id": "ok", "text": reports[0]["text"]},
+                          {"report_id": None, "text": reports[1]["text"]}])
+    rows = pipeline.predict(None, frame)
+    assert list(rows["report_id"].drop_duplicates()) == ["big", "ok", "report-3"]
+    big = rows[rows["report_id"] == "big"].to_dict("records")
+    assert len(big) == 1 and big[0]["code"] == "" and big[0]["probability"] == 0.0
+    assert "too long to serve" in json.loads(big[0]["evidence"])["problems"][0]
+    assert (rows[rows["report_id"] == "ok"]["code"] != "").all()
+
+
+def test_a_failing_model_gives_problem_rows_without_traceback_or_paths(model, reports, monkeypatch):
+    import pandas as pd
+
+    pipeline = _served(model[0])
+    real = pipeline.predictor.predict
+
+    def fail_on_bad(batch, *args, **kwargs):
+        if any(r["report_id"] == "bad" for r in batch):
+            raise RuntimeError(f"shape mismatch in {model[0]}/classifier.pt")
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.predictor, "predict", fail_on_bad)
+    rows = pipeline.predict(None, pd.DataFrame([{"report_id": "bad", "text": "x y z"},
+                                                {"report_id": "ok", "text": reports[0]["text"]}]))
+    bad = rows[rows["report_id"] == "bad"].to_dict("records")
+    assert json.loads(bad[0]["evidence"]) == {
+        "problems": ["could not be coded (internal error RuntimeError; see the server log)"]}
+    assert str(model[0]) not in rows.to_json() and "Traceback" not in rows.to_json()
+    assert (rows[rows["report_id"] == "ok"]["code"] != "").all()

@@ -154,3 +154,47 @@ def test_plain_line_decisions(line, plain):
     assert (None if spans is None else [line[s:e] for s, e in _glue_abbreviations(line, spans)]) == plain
     if plain is not None:  # and pysbd agrees
         assert [line[s:e] for s, e in _glue_abbreviations(line, _pysbd_spans(seg, line))] == plain
+
+
+# ---------------------------------------------------------------- texts longer than spaCy's limit
+
+
+def test_text_chunks_cut_after_line_breaks_then_spaces():
+    from hiericd_core.segment import text_chunks
+
+    text = "ab cd\nef gh ij\n" + "x" * 12 + "\nend"
+    for limit in (1, 3, 5, 7, 10, 100):
+        pieces = text_chunks(text, limit)
+        assert "".join(text[s:e] for s, e in pieces) == text  # nothing lost, nothing twice
+        assert all(0 < e - s <= limit for s, e in pieces[:-1]) and pieces[-1][1] == len(text)
+    # "ab cd\n" | "ef gh ij\n" | ten x (a line with no space: cut at the limit) | "xx\nend"
+    assert text_chunks(text, 10) == [(0, 6), (6, 15), (15, 25), (25, 31)]
+
+
+def test_a_text_over_a_million_characters_is_segmented_with_offsets_into_it(monkeypatch):
+    import hiericd_core.segment as segment
+
+    line = "Patient with fever and dry cough for 3 days. Dr. Smith saw him approx. at noon; BP 120/80.\n"
+    text = "Tumor of the colon.\n" + line * (1_200_000 // len(line))
+    assert len(text) > 1_000_000  # spaCy's max_length: make_doc refuses longer texts
+    segmenter = Segmenter(SegmenterConfig(backend="pysbd"))
+    sentences = segmenter.segment(text)
+    assert len(sentences) == 1 + 2 * (1_200_000 // len(line))
+    for s in sentences:
+        assert text[s.start:s.end] == s.text
+        assert all(text[t.start:t.end] == t.text for t in s.tokens)
+    assert sentences[-1].text == "Dr. Smith saw him approx. at noon; BP 120/80."
+    # chunks give the sentences and tokens of the whole text: the same as with no chunking
+    part = text[:30_000]
+    monkeypatch.setattr(segment, "CHUNK_CHARS", 1_000)
+    chunked = segmenter.segment(part)
+    monkeypatch.setattr(segment, "CHUNK_CHARS", 10**9)
+    assert chunked == segmenter.segment(part)
+
+
+def test_an_unknown_language_is_a_segmenter_error_naming_the_known_ones():
+    from hiericd_core.segment import SegmenterError
+
+    with pytest.raises(SegmenterError, match="unknown language 'zz' for the pysbd segmenter; use one of .*en, es"):
+        Segmenter(SegmenterConfig(language="zz"))
+    assert Segmenter(SegmenterConfig(language="zz", backend="rule")).segment("A b. C d.")  # needs no language

@@ -17,6 +17,7 @@ from test_registry import champion_store, registry_models
 
 from hiericd_core import registry
 from hiericd_core.infer import Predictor
+from hiericd_core.pyfunc import MAX_REPORT_CHARS
 
 pytestmark = pytest.mark.integration
 START_TIMEOUT = 120  # seconds for the server to answer /ping
@@ -52,6 +53,7 @@ def test_served_champion_codes_reports_with_evidence(tmp_path_factory, tmp_path)
     reports = sorted((r for r in table if r["split"] == "test"), key=lambda r: r["report_id"])[:2]
     reports = [{k: r[k] for k in ("report_id", "text", "reason_for_visit")} for r in reports]
     reports.append({"report_id": "blank", "text": "   ", "reason_for_visit": ""})
+    reports.append({"report_id": "huge", "text": "Fever.\n" * (MAX_REPORT_CHARS // 7 + 1), "reason_for_visit": ""})
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -70,7 +72,16 @@ def test_served_champion_codes_reports_with_evidence(tmp_path_factory, tmp_path)
         request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as answer:
+            assert answer.status == 200  # the oversized report does not fail the batch
             rows = json.loads(answer.read())["predictions"]
+        # a request MLflow cannot read: a 4xx, and no stack trace or server path in the body
+        bad = urllib.request.Request(f"{url}/invocations", data=json.dumps({"dataframe_split": {
+            "columns": ["report_id"], "data": [["a"]]}}).encode(), headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bad, timeout=60)
+        body = refused.value.read().decode()
+        assert 400 <= refused.value.code < 500, body
+        assert "Traceback" not in body and "stack_trace" not in body and str(Path.cwd()) not in body, body
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # the server and its uvicorn worker
         try:
@@ -80,6 +91,10 @@ def test_served_champion_codes_reports_with_evidence(tmp_path_factory, tmp_path)
             proc.wait()
 
     # the same codes and probabilities as the model folder gives in this process
+    huge = reports.pop()
+    assert [r["code"] for r in rows if r["report_id"] == "huge"] == [""]
+    assert "too long to serve" in json.loads(rows[-1]["evidence"])["problems"][0] and huge["report_id"] == "huge"
+    rows = [r for r in rows if r["report_id"] != "huge"]
     expected = Predictor.load(models["good"]).predict(reports)
     served: dict[str, list[dict]] = {}
     for row in rows:
@@ -97,3 +112,30 @@ def test_served_champion_codes_reports_with_evidence(tmp_path_factory, tmp_path)
             assert all(text[t["start"]:t["end"]] == t["token"] for t in evidence["top_tokens"])
     assert served["blank"] == [{"report_id": "blank", "code": "", "probability": 0.0,
                                 "evidence": json.dumps({"problems": ["empty text: nothing to code"]})}]
+
+
+def test_predict_takes_a_registry_reference_for_the_model(tmp_path_factory, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from hiericd_core.cli import app
+
+    catalog, _ = champion_store(tmp_path_factory)
+    models = registry_models(tmp_path_factory)
+    monkeypatch.setenv("HIERICD_HOME", str(catalog.root))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    table = pq.read_table(models["dataset"] / "reports.parquet", columns=["report_id", "split", "text"]).to_pylist()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for r in sorted((r for r in table if r["split"] == "test"), key=lambda r: r["report_id"])[:3]:
+        (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    runner = CliRunner()
+    expected = runner.invoke(app, ["predict", str(models["good"]), str(folder), "--out", str(tmp_path / "folder.tsv")])
+    assert expected.exit_code == 0, expected.output
+    for reference in ("champion", "models:/hiericd-pipeline@champion", "models:/hiericd-pipeline/1"):
+        result = runner.invoke(app, ["predict", reference, str(folder), "--out", str(tmp_path / "ref.tsv")])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / "ref.tsv").read_text() == (tmp_path / "folder.tsv").read_text(), reference
+    result = runner.invoke(app, ["predict", "models:/hiericd-pipeline/99", str(folder), "--out",
+                                 str(tmp_path / "ref.tsv")])
+    assert result.exit_code == 2 and "models:/hiericd-pipeline/99: no such model" in result.output
+    assert "Traceback" not in result.output

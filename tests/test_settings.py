@@ -35,3 +35,34 @@ def test_unknown_keys_and_bad_files_name_the_file(tmp_path):
         read_settings(tmp_path / "d.toml", "mine", _Config, _Oops, "test")
     with pytest.raises(_Oops, match="missing.toml: cannot read"):
         read_settings(tmp_path / "missing.toml", "mine", _Config, _Oops, "test")
+
+
+@dataclass
+class _Typed:
+    rate: float = 0.1
+    epochs: int = 3
+    name: str = "x"
+    flag: bool = False
+    floor: float | None = 0.4
+    sizes: tuple[int, ...] = (1, 2)
+
+
+def test_values_of_the_wrong_type_name_the_file_the_key_and_the_type(tmp_path):
+    cases = {'rate = "fast"': "rate = 'fast' should be float", "epochs = 2.5": "epochs = 2.5 should be int",
+             "epochs = true": "epochs = True should be int", "flag = 1": "flag = 1 should be bool",
+             "name = 3": "name = 3 should be str", "sizes = 3": "sizes = 3 should be list",
+             "floor = [1]": r"floor = \[1\] should be float"}
+    for line, message in cases.items():
+        (tmp_path / "t.toml").write_text(f"[mine]\n{line}\n")
+        with pytest.raises(_Oops, match=f"t.toml: test setting {message}"):
+            read_settings(tmp_path / "t.toml", "mine", _Typed, _Oops, "test")
+    # an int is a float; "none" (TOML has no null) is None where a setting may be None
+    (tmp_path / "ok.toml").write_text('[mine]\nrate = 1\nfloor = "none"\nsizes = [3, 4]\n')
+    assert read_settings(tmp_path / "ok.toml", "mine", _Typed, _Oops, "test") == \
+        {"rate": 1, "floor": None, "sizes": [3, 4]}
+
+
+def test_a_table_that_is_not_a_table_is_an_error(tmp_path):
+    (tmp_path / "t.toml").write_text("mine = 3\n")
+    with pytest.raises(_Oops, match=r"t.toml: mine must be a table \(\[mine\]\)"):
+        read_settings(tmp_path / "t.toml", "mine", _Typed, _Oops, "test")
