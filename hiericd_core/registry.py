@@ -20,6 +20,10 @@ classifier and the whole pipeline (:class:`~hiericd_core.pyfunc.HiericdPipeline`
 :func:`promote` scores the challenger and the champion pipeline on the same
 held-out reports, applies the :class:`GateConfig` rules and moves
 ``champion`` only when every rule passes; :func:`rollback` moves it back.
+Where a person must sign off, ``promote(await_approval=True)`` records the
+decision and the challenger's model card without moving ``champion``;
+:func:`apply_decision` then moves it in the approver's name, or
+:func:`reject_decision` records the refusal.
 Aliases are used throughout, never the deprecated stages. Every decision is
 a JSON file in ``HIERICD_HOME/mlflow/decisions/`` and tags on the versions.
 
@@ -75,8 +79,8 @@ from hiericd_core.registry_store import (  # noqa: F401 - re-exported: registry'
     tracking_uri,
 )
 
-__all__ = ["GateConfig", "GateError", "RegistryError", "log_training_run", "promote", "register", "rollback",
-           "status"]
+__all__ = ["GateConfig", "GateError", "RegistryError", "apply_decision", "log_training_run", "promote", "register",
+           "reject_decision", "rollback", "status"]
 
 
 # ---------------------------------------------------------------- the registry
@@ -194,7 +198,7 @@ def _stamp() -> str:
 
 
 def promote(*, dataset_dir: str | Path, gate: GateConfig | None = None, catalog: Catalog | None = None,
-            out_dir: str | Path | None = None) -> dict:
+            out_dir: str | Path | None = None, await_approval: bool = False) -> dict:
     """Score challenger and champion on the same held-out reports; move ``champion`` when every rule passes.
 
     The reports are the ``gate.split`` split of ``gate.reference_set`` when
@@ -203,10 +207,17 @@ def promote(*, dataset_dir: str | Path, gate: GateConfig | None = None, catalog:
     ``<out_dir or HIERICD_HOME/mlflow/decisions>/<time>-v<version>.json`` and
     onto the challenger version's tags.
 
+    Args:
+        await_approval: a person signs off: when every rule passes, ``champion``
+            stays where it is, the outcome is ``"awaiting-approval"`` and the
+            challenger's model card is written beside the decision
+            (``model_card``); :func:`apply_decision` or :func:`reject_decision`
+            finishes it.
+
     Returns:
-        the decision: ``{"outcome": "promoted" | "refused" | "already-champion", "passed", "challenger",
-        "champion", "previous_champion", "baseline", "rules", "dataset", "split", "gate", "decided_at",
-        "decision_file"}``; the file also holds each side's per-code scores.
+        the decision: ``{"outcome": "promoted" | "refused" | "already-champion" | "awaiting-approval", "passed",
+        "challenger", "champion", "previous_champion", "baseline", "rules", "dataset", "split", "gate",
+        "decided_at", "approval", "decision_file"}``; the file also holds each side's per-code scores.
 
     Raises:
         RegistryError: no challenger registered, or the data set folder is missing.
@@ -236,32 +247,119 @@ def promote(*, dataset_dir: str | Path, gate: GateConfig | None = None, catalog:
     rules = apply_rules(gate, scores["challenger"], scores.get("champion"), baseline, kappa)
     passed = all(r["passed"] is not False for r in rules)
     decided_at = datetime.now(UTC).isoformat(timespec="seconds")
-    history = _history(client)
+    outcome = "refused" if not passed else AWAITING if await_approval else "promoted"
     decision = {
-        "outcome": "promoted" if passed else "refused", "passed": passed, "decided_at": decided_at,
+        "outcome": outcome, "passed": passed, "decided_at": decided_at,
         "dataset": str(eval_dir), "split": gate.split, "gate": asdict(gate),
         "challenger": {**_describe(client, challenger), **_summary(scores["challenger"])},
         "champion": ({**_describe(client, champion), **_summary(scores["champion"])} if champion is not None
                      else None),
         "previous_champion": int(champion.version) if champion is not None else None,
-        "baseline": baseline, "rules": rules,
+        "baseline": baseline, "rules": rules, "approval": {"required": await_approval},
     }
     folder = Path(out_dir) if out_dir is not None else catalog.decisions
     path = folder / f"{_stamp()}-v{challenger.version}.json"
     decision["decision_file"] = str(path)
+    if outcome == AWAITING:  # what the approver reads beside the numbers
+        from hiericd_core.modelcard import write_model_card
+
+        card = write_model_card(challenger.version, _card_folder(path), catalog=catalog)
+        decision["model_card"] = card["html"]
     atomic_write_json(path, decision)
-    if passed:
-        _move_champion(client, challenger.run_id, challenger.version)
-        if champion is not None:
-            client.set_model_version_tag(PIPELINE, challenger.version, "hiericd.previous_champion",
-                                         str(champion.version))
-        client.set_registered_model_tag(PIPELINE, HISTORY_TAG, json.dumps([*history, int(challenger.version)]))
+    if outcome == "promoted":
+        _crown(client, challenger, champion)
     for key, value in {"hiericd.gate": decision["outcome"], "hiericd.gate_decided_at": decided_at,
                        "hiericd.gate_decision_file": str(path),
                        "hiericd.gate_micro_f1": f"{scores['challenger']['micro_f1']:.6f}",
                        "hiericd.gate_failed_rules": ",".join(r["rule"] for r in rules if r["passed"] is False)
                        }.items():
         client.set_model_version_tag(PIPELINE, challenger.version, key, value)
+    return _without_per_code(decision)
+
+
+def _crown(client, challenger, champion) -> None:
+    """Move ``champion`` to the challenger's versions and append it to the champion history."""
+    history = _history(client)
+    _move_champion(client, challenger.run_id, challenger.version)
+    if champion is not None:
+        client.set_model_version_tag(PIPELINE, challenger.version, "hiericd.previous_champion", str(champion.version))
+    client.set_registered_model_tag(PIPELINE, HISTORY_TAG, json.dumps([*history, int(challenger.version)]))
+
+
+def _card_folder(decision_file: Path) -> Path:
+    """Where the challenger's model card of a decision awaiting approval is written: beside the decision."""
+    return decision_file.with_name(f"{decision_file.stem}-card")
+
+
+# ---------------------------------------------------------------- sign-off
+
+
+AWAITING = "awaiting-approval"  # the outcome of a gate passed by a challenger that waits for a person
+
+
+def apply_decision(decision_file: str | Path, *, approved_by: str, approved_at: str | None = None,
+                   catalog: Catalog | None = None) -> dict:
+    """Move ``champion`` to the challenger of a decision awaiting approval, in the approver's name.
+
+    The approver and the time go into the decision file (``approval``) and onto
+    the challenger version's tags (``hiericd.approved_by``,
+    ``hiericd.approved_at``); the outcome becomes ``"promoted"``.
+
+    Args:
+        decision_file: the file :func:`promote` wrote with ``await_approval=True``.
+        approved_by: who signed off (the Airflow user's name or id).
+        approved_at: when (ISO 8601; default now).
+
+    Returns:
+        the decision as now recorded (without per-code scores).
+
+    Raises:
+        RegistryError: no such decision, it is not awaiting approval, or ``champion`` moved since the gate
+            decided (the numbers compared the challenger with another model: run the gate again).
+    """
+    return _sign_off(decision_file, approved=True, by=approved_by, at=approved_at, catalog=catalog)
+
+
+def reject_decision(decision_file: str | Path, *, rejected_by: str, rejected_at: str | None = None,
+                    catalog: Catalog | None = None) -> dict:
+    """Record that a person refused a decision awaiting approval; ``champion`` stays.
+
+    As :func:`apply_decision`, with ``hiericd.rejected_by`` / ``hiericd.rejected_at`` and the outcome
+    ``"rejected"``.
+    """
+    return _sign_off(decision_file, approved=False, by=rejected_by, at=rejected_at, catalog=catalog)
+
+
+def _sign_off(decision_file: str | Path, *, approved: bool, by: str, at: str | None,
+              catalog: Catalog | None) -> dict:
+    path = Path(decision_file)
+    try:
+        decision = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RegistryError(f"{path}: not a readable gate decision ({exc})") from exc
+    if decision.get("outcome") != AWAITING:
+        raise RegistryError(f"{path}: the decision is {decision.get('outcome')!r}, not {AWAITING!r}: "
+                            "nothing to approve or reject")
+    if not str(by or "").strip():
+        raise RegistryError(f"{path}: a sign-off needs the name of the person who gave it")
+    client = _client(catalog)
+    version = str(decision["challenger"]["version"])
+    challenger = client.get_model_version(PIPELINE, version)
+    champion = _alias(client, PIPELINE, CHAMPION)
+    now = champion and int(champion.version)
+    then = decision.get("previous_champion")
+    if approved and now != then:  # the approver saw numbers against another champion
+        raise RegistryError(f"{path}: {PIPELINE}@{CHAMPION} is {f'v{now}' if now else 'none'} now, not "
+                            f"{f'v{then}' if then else 'none'} as when the gate compared: run the gate again")
+    verb = "approved" if approved else "rejected"
+    at = at or datetime.now(UTC).isoformat(timespec="seconds")
+    if approved:
+        _crown(client, challenger, champion)
+    decision["outcome"] = "promoted" if approved else "rejected"
+    decision["approval"] = {**decision.get("approval", {}), "outcome": verb, "by": by, "at": at}
+    atomic_write_json(path, decision)
+    for key, value in {"hiericd.gate": decision["outcome"], f"hiericd.{verb}_by": by, f"hiericd.{verb}_at": at}.items():
+        client.set_model_version_tag(PIPELINE, version, key, value)
     return _without_per_code(decision)
 
 

@@ -91,6 +91,11 @@ class ReportConfig:
     trend_drop: float = 0.05  # mean pairwise kappa falling more than this since the last round is flagged
 
 
+def code_system_label(code_system: str) -> str:
+    """How a round's ``code_system`` (``round.toml``) is shown: ``ICD-10-CM``, ``CIE-10-ES``; ``none``: as given."""
+    return "as given" if code_system == "none" else code_system.upper()
+
+
 def landis_koch(kappa: float | None) -> str:
     """The Landis & Koch name of ``kappa`` ("" when undefined)."""
     if kappa is None:
@@ -218,6 +223,11 @@ def build_report(round: Round, merge_result: MergeResult, merge_summary: dict, a
         "trend": _trend(history, summary),
         "config": config,
         "min_pair_reports": agreement["config"]["min_pair_reports"],
+        # descriptions come from the ICD-10-CM table whatever the round's system (CIE-10-ES is built on it)
+        "code_header": "Code" if round.config.code_system == "icd-10-cm" else (
+            f"Code ({code_system_label(round.config.code_system)})"),
+        "description_header": "Description (ICD-10-CM)" if round.config.code_system == "icd-10-cm" else (
+            "Description (from ICD-10-CM)"),
     }
     page["warnings"] = _warnings(page, agreement, history_problems, config)
 

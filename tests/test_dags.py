@@ -101,9 +101,12 @@ def test_train_dag_trains_both_models_side_by_side(dagbag):
 
 def test_promote_dag_runs_on_the_challenger(dagbag):
     dag = dagbag.dags["hiericd_promote"]
-    assert upstream_of(dag) == {"locate": [], "gate": ["locate"], "announce": ["gate"]}
+    # approve: a person signs off when the require_approval param is on, else it skips itself (tests/test_approval.py)
+    assert upstream_of(dag) == {"locate": [], "gate": ["locate"], "approve": ["gate"], "apply": ["approve", "gate"],
+                                "announce": ["apply"]}
     assert dag.timetable.asset_condition.name == "hiericd_challenger"
     assert [a.name for a in dag.get_task("announce").outlets] == ["hiericd_champion"]
+    assert set(dag.params) == {"dataset_dir", "gate_file", "require_approval"}
 
 
 @pytest.mark.parametrize("path", sorted(DAGS.glob("*.py")) + [ROOT / "plugins" / "hiericd_airflow"],
@@ -180,6 +183,7 @@ def test_round_train_promote_chain_makes_a_champion_and_refuses_a_worse_challeng
     run = dagbag.dags["hiericd_promote"].test(run_conf={"dataset_dir": challenger["dataset_dir"],
                                                           "gate_file": str(gate)})
     assert run.state == "success", states(run)
+    assert (states(run)["approve"], states(run)["apply"]) == ("skipped", "success")  # no approval asked: gate decides
     status = registry.status()
     assert str(status["champion"]["version"]) == str(challenger["version"]) == "1"
     assert [str(e["version"]) for e in asset_events("hiericd_champion")] == ["1"]
@@ -192,7 +196,8 @@ def test_round_train_promote_chain_makes_a_champion_and_refuses_a_worse_challeng
     run = dagbag.dags["hiericd_promote"].test(run_conf={"dataset_dir": second["dataset_dir"],
                                                           "gate_file": str(gate)})
     assert run.state == "failed"
-    assert states(run) == {"locate": "success", "gate": "failed", "announce": "upstream_failed"}
+    assert states(run) == {"locate": "success", "gate": "failed", "approve": "upstream_failed",
+                           "apply": "upstream_failed", "announce": "upstream_failed"}
     assert len(asset_events("hiericd_champion")) == 1  # the refused challenger starts nothing downstream
     status = registry.status()
     assert (str(status["champion"]["version"]), str(status["challenger"]["version"])) == ("1", "2")
@@ -211,3 +216,38 @@ def test_round_dag_on_a_folder_that_is_not_a_round_stops_at_ingest(dagbag, tmp_p
     assert run.state == "failed"
     assert states(run)["wait_for_round"] == "success" and states(run)["ingest"] == "failed"
     assert all(states(run)[t] in ("upstream_failed", None) for t in ("validate", "merge", "assess", "datasets"))
+
+
+@pytest.mark.integration
+def test_round_dag_gate_failure_puts_no_data_set_in_place_and_emits_nothing(dagbag, airflow_env, tmp_path):
+    from hiericd_core.catalog import Catalog
+    from hiericd_core.synth import generate_round
+
+    home = Catalog.from_env(airflow_env["HIERICD_HOME"])
+    generate_round(tmp_path / "round", 40, seed=21)
+    before = sorted(p.name for p in home.datasets.iterdir()) if home.datasets.is_dir() else []
+    events = len(asset_events("hiericd_datasets"))
+    # no code occurs 10,000 times: the label space is empty and the gate fails
+    run = dagbag.dags["hiericd_round"].test(run_conf={"round_path": str(tmp_path / "round"), "min_count": 10_000,
+                                                      "all_rounds": False})
+    assert run.state == "failed"
+    assert states(run)["merge"] == "success" and states(run)["datasets"] == "failed"
+    assert sorted(p.name for p in home.datasets.iterdir()) == before  # nothing new, no scratch left
+    assert len(asset_events("hiericd_datasets")) == events  # training is not triggered
+    rejected = [p for p in (home.rejected / "datasets").iterdir()
+                if json.loads((p / "validation.json").read_text())["success"] is False]
+    assert rejected and (rejected[0] / "manifest.json").is_file()
+
+
+@pytest.mark.integration
+def test_train_dag_refuses_a_data_set_that_did_not_pass_its_gate(dagbag, tmp_path):
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"version": "0123456789abcdef", "source_rounds": []}')
+    (folder / "validation.json").write_text('{"success": false, "results": []}')
+    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": str(folder)})
+    assert run.state == "failed"
+    assert states(run)["locate"] == "failed" and states(run)["prepare"] == "upstream_failed"
+    (folder / "validation.json").unlink()
+    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": str(folder)})
+    assert run.state == "failed" and states(run)["locate"] == "failed"

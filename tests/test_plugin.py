@@ -59,9 +59,10 @@ def test_the_page_lists_the_round_with_kappa_and_pending_reports(client, catalog
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     row = re.search(r"<tr>\s*<td[^>]*><strong>synth-5-120</strong>.*?</tr>", page.text, re.S).group(0)
     cells = [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    assert cells[2] == "120" and cells[3] == "3"
-    assert cells[4] == f"{sum(kappas) / len(kappas):.3f}"
-    assert cells[5] == f"{pending} (queue waiting)"
+    assert cells[2] == "ICD-10-CM"  # the round's code system, as round.toml names it
+    assert cells[3] == "120" and cells[4] == "3"
+    assert cells[5] == f"{sum(kappas) / len(kappas):.3f}"
+    assert cells[6].startswith(f"{pending} (queue waiting) reports")
     assert "No model registered yet" in page.text  # an empty MLflow store under the catalog
 
 
@@ -83,6 +84,69 @@ def test_files_outside_the_report_and_docs_folders_are_not_served(client, catalo
     for url in (f"/datasets/{version}/docs/..%2Fsentences.parquet", "/reports/..%2Fmerged/x",
                 "/reports/synth-5-120/..%2F..%2Fmlflow%2Fmlflow.db", "/reports/synth-5-120/nothing.html"):
         assert client.get(url).status_code == 404, url
+
+
+def test_pending_reports_link_to_their_brat_files_in_the_queue(client, catalog):
+    round_id = "synth-5-120"
+    pending = (catalog.merged(round_id) / "pending.txt").read_text().split()
+    page = client.get("/").text
+    linked = re.findall(rf'href="merged/{round_id}/adjudication/([^"/]+)\.txt"', page)
+    assert linked == pending[:50] and linked
+    queue = catalog.merged(round_id) / "adjudication"
+    for suffix in ("txt", "ann"):
+        answer = client.get(f"/merged/{round_id}/adjudication/{linked[0]}.{suffix}")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+        assert answer.content == (queue / f"{linked[0]}.{suffix}").read_bytes()
+    # the data-quality report's pending list links to the same files, relative to where the plugin serves it
+    report = client.get(f"/reports/{round_id}/index.html").text
+    assert f'href="../../merged/{round_id}/adjudication/{linked[0]}.ann"' in report
+
+
+def test_only_a_pending_reports_txt_and_ann_are_served(client, catalog, tmp_path):
+    round_id = "synth-5-120"
+    queue = catalog.merged(round_id) / "adjudication"
+    first = (catalog.merged(round_id) / "pending.txt").read_text().split()[0]
+    settled = next(p.stem for p in catalog.round(round_id).glob("texts/*.txt")
+                   if p.stem not in (catalog.merged(round_id) / "pending.txt").read_text().split())
+    assert (queue / "annotation.conf").is_file()
+    for url in (f"/merged/{round_id}/adjudication/annotation.conf",  # in the queue, not a report
+                f"/merged/{round_id}/adjudication/{settled}.txt",  # a report that is not pending
+                f"/merged/{round_id}/adjudication/{first}.csv",
+                f"/merged/{round_id}/adjudication/..%2F{first}.txt",
+                f"/merged/..%2F..%2Fmlflow/adjudication/{first}.txt",
+                f"/merged/.hidden/adjudication/{first}.txt",
+                f"/merged/{round_id}/adjudication/.{first}.txt",
+                f"/merged/{round_id}/adjudication/{first}"):
+        assert client.get(url).status_code == 404, url
+    # a pending id whose queue file is a link out of the catalog is not followed
+    other = Catalog.from_env(tmp_path / "home")
+    (other.merged("r1") / "adjudication").mkdir(parents=True)
+    (other.merged("r1") / "pending.txt").write_text("x1\n")
+    (tmp_path / "secret.txt").write_text("outside")
+    (other.merged("r1") / "adjudication" / "x1.txt").symlink_to(tmp_path / "secret.txt")
+    assert TestClient(create_app(lambda: other, login=False)).get("/merged/r1/adjudication/x1.txt").status_code == 404
+
+
+def test_a_cie_10_es_round_says_so_on_the_page_and_in_its_report(tmp_path):
+    catalog = Catalog.from_env(tmp_path / "home").ensure()
+    generate_round(tmp_path / "round", 40, seed=6, config=SynthConfig(code_system="cie-10-es"))
+    path = pipeline.ingest(tmp_path / "round", catalog)
+    pipeline.merge(path, catalog)
+    pipeline.assess(path, catalog, bootstrap=20)
+    (row,) = round_rows(catalog)
+    assert row["code_system"] == "CIE-10-ES"
+    report = (catalog.report(row["round_id"]) / "index.html").read_text()
+    assert "<th>Code (CIE-10-ES)</th><th>Description (from ICD-10-CM)</th>" in report
+    assert "Description (ICD-10-CM)" not in report
+
+
+def test_decisions_and_model_cards_are_served(catalog):
+    card = catalog.decisions / "20261207T000000000000Z-v2-card" / "model_card.html"
+    card.parent.mkdir(parents=True, exist_ok=True)
+    card.write_text("<h1>card</h1>")
+    client = TestClient(create_app(lambda: catalog, login=False))
+    assert client.get(f"/decisions/{card.parent.name}/model_card.html").text == "<h1>card</h1>"
+    assert client.get("/decisions/..%2Fmlflow.db").status_code == 404
 
 
 def test_the_page_asks_for_the_airflow_login(catalog, tmp_path, monkeypatch):

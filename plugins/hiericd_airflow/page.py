@@ -1,10 +1,12 @@
 """The rounds page: what the coding lead checks after each round, read from the catalog.
 
 :func:`collect` reads the files the pipeline writes (``reports/<id>/summary.json``,
-``merged/<id>/merge_summary.json``, ``datasets/<version>/manifest.json``) and
-the registry's champion and challenger; :func:`render` turns that into HTML
-(jinja2); :func:`create_app` serves the page and the files it links (the
-data-quality reports and the Great Expectations Data Docs). All three take a
+``merged/<id>/merge_summary.json`` and ``pending.txt``,
+``datasets/<version>/manifest.json``) and the registry's champion and
+challenger; :func:`render` turns that into HTML (jinja2); :func:`create_app`
+serves the page and the files it links (the data-quality reports, the Great
+Expectations Data Docs, the BRAT files of reports pending adjudication and
+the promotion gate's decisions with their model cards). All three take a
 catalog, so the page is tested without an Airflow server.
 """
 
@@ -17,10 +19,11 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from hiericd_core.catalog import Catalog
+from hiericd_core.catalog import Catalog, is_safe_id
 
 URL_PREFIX = "/hiericd"
 TEMPLATES = Path(__file__).parent / "templates"
+PENDING_SHOWN = 50  # pending report ids listed per round (the rest are counted)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -53,8 +56,13 @@ def round_rows(catalog: Catalog) -> list[dict]:
     ``kappa_threshold``, ``below_threshold``, ``pending`` (reports waiting for
     the senior), ``queue`` (an adjudication queue folder exists), ``disputes``,
     ``quarantined``, ``report`` (the report has an ``index.html``),
-    ``datasets`` and ``problem`` (why figures are missing, or None).
+    ``datasets``, ``code_system`` (as ``round.toml`` names it, e.g.
+    ``CIE-10-ES``), ``pending_ids`` (the first :data:`PENDING_SHOWN` pending
+    report ids whose BRAT files are in the queue) and ``problem`` (why figures
+    are missing, or None).
     """
+    from hiericd_core.report import code_system_label
+
     datasets = datasets_by_round(catalog)
     rows = []
     for summary_file in (catalog.root / "reports").glob("*/summary.json"):
@@ -84,9 +92,17 @@ def round_rows(catalog: Catalog) -> list[dict]:
             "quarantined": summary.get("quarantined"),
             "report": (folder / "index.html").is_file() and folder.name == round_id,
             "datasets": datasets.get(round_id, []),
+            "code_system": code_system_label(summary.get("code_system") or "icd-10-cm"),
+            "pending_ids": pending_ids(catalog, round_id),
             "problem": None if merged else "not merged yet (no merge_summary.json)",
         })
     return sorted(rows, key=lambda r: (r["date"], r["round_id"]), reverse=True)
+
+
+def pending_ids(catalog: Catalog, round_id: str) -> list[str]:
+    """The first :data:`PENDING_SHOWN` ids of ``merged/<round>/pending.txt`` whose queue holds their BRAT files."""
+    queue = catalog.merged(round_id) / "adjudication"
+    return [rid for rid in _pending(catalog, round_id) if (queue / f"{rid}.txt").is_file()][:PENDING_SHOWN]
 
 
 def models(catalog: Catalog, status: Callable[..., dict] | None = None) -> dict:
@@ -125,6 +141,15 @@ def render(catalog: Catalog, status: Callable[..., dict] | None = None) -> str:
     return env.get_template("rounds.html.j2").render(**collect(catalog, status))
 
 
+def _pending(catalog: Catalog, round_id: str) -> list[str]:
+    """The safe ids of ``merged/<round>/pending.txt``, in its order (none when it is missing)."""
+    try:
+        ids = (catalog.merged(round_id) / "pending.txt").read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [rid for rid in ids if is_safe_id(rid)]
+
+
 def _inside(base: Path, relative: str) -> Path | None:
     """``base / relative`` when it is a file inside ``base`` (no ``..`` escapes), else None."""
     base = base.resolve()
@@ -144,7 +169,12 @@ def create_app(catalog: Callable[[], Catalog] = Catalog.from_env, status: Callab
             it, or an ``Authorization: Bearer`` token); off in tests.
 
     Routes: ``/`` (the page), ``/reports/<round id>/<file>`` (a data-quality
-    report and its figures), ``/datasets/<version>/docs/<file>`` (Data Docs).
+    report and its figures), ``/datasets/<version>/docs/<file>`` (Data Docs),
+    ``/merged/<round id>/adjudication/<report id>.txt|.ann`` (a pending
+    report's text and its coders' annotations side by side, from the
+    adjudication queue; the catalog's own layout, so the data-quality report's
+    relative links work on disk and here alike),
+    ``/decisions/<file>`` (the promotion gate's decisions and model cards).
     """
     async def airflow_user(request: Request) -> None:
         from airflow.api_fastapi.core_api.security import resolve_user_from_token
@@ -176,5 +206,23 @@ def create_app(catalog: Callable[[], Catalog] = Catalog.from_env, status: Callab
     @app.get("/datasets/{version}/docs/{name:path}")
     def data_docs(version: str, name: str) -> FileResponse:
         return serve(_inside(catalog().dataset(plain(version)) / "data_docs", name or "index.html"))
+
+    @app.get("/merged/{round_id}/adjudication/{name}")
+    def pending_file(round_id: str, name: str) -> FileResponse:
+        # only a listed pending report's two BRAT files, whatever else the queue folder holds
+        report_id, dot, suffix = name.rpartition(".")
+        found = catalog()
+        if not (dot and suffix in ("txt", "ann") and is_safe_id(round_id) and is_safe_id(report_id)
+                and report_id in _pending(found, round_id)):
+            raise HTTPException(status_code=404, detail="no such pending report")
+        queued = found.merged(round_id) / "adjudication" / f"{report_id}.{suffix}"
+        path = _inside(found.root, str(queued.relative_to(found.root)))  # resolved: no link leads out
+        if path is None:
+            raise HTTPException(status_code=404, detail="no such pending report")
+        return FileResponse(path, media_type="text/plain; charset=utf-8")  # .ann would download otherwise
+
+    @app.get("/decisions/{name:path}")
+    def decision_file(name: str) -> FileResponse:
+        return serve(_inside(catalog().decisions, name))
 
     return app
