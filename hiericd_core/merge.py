@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
 from hiericd_core.annotation import Annotation
-from hiericd_core.rounds import SENIOR, Report, Round
+from hiericd_core.rounds import DISPUTE_LABEL, SENIOR, Report, Round
 
 Span = tuple[int, int]
 Fragments = tuple[Span, ...]
@@ -61,7 +61,6 @@ OUTCOMES: tuple[Outcome, ...] = ("kept", "dropped", "pending")
 # the rule a joined annotation keeps: where the phrase came from first
 JOIN_PRIORITY: tuple[Rule, ...] = ("agreed", "single-coder", "senior-kept", "senior-added")
 
-DISPUTE_LABEL = "Dispute"  # the adjudication queue's region marker
 DECISION_LABEL = "Diagnosis"  # what the senior annotates; also the label of merged entities
 
 ANNOTATION_COLUMNS = ("round_id", "report_id", "id", "code", "start", "end", "fragments", "text",

@@ -166,6 +166,10 @@ def test_rows_say_what_is_missing(catalog, tmp_path):
         (catalog.report("synth-5-120") / "summary.json").read_bytes())
     rows = {r["round_id"]: r for r in round_rows(other)}
     assert "not a round summary" in rows["broken"]["problem"]
+    (other.report("hostile")).mkdir(parents=True)
+    (other.report("hostile") / "summary.json").write_text(json.dumps({"round_id": "../../etc"}))
+    rows = {r["round_id"]: r for r in round_rows(other)}  # an id that is a path is a problem row, not a 500
+    assert "not a round summary" in rows["hostile"]["problem"]
     assert rows["synth-5-120"]["problem"] == "not merged yet (no merge_summary.json)"
     assert rows["synth-5-120"]["pending"] == json.loads(
         (catalog.report("synth-5-120") / "summary.json").read_text())["pending_reports"]

@@ -68,7 +68,8 @@ def round_rows(catalog: Catalog) -> list[dict]:
     for summary_file in (catalog.root / "reports").glob("*/summary.json"):
         folder = summary_file.parent
         summary = _read_json(summary_file)
-        if summary is None or not isinstance(summary.get("round_id"), str):
+        if summary is None or not isinstance(summary.get("round_id"), str) or not is_safe_id(summary["round_id"]):
+            # an id that is no safe id is never joined to a path: the row says so instead of the page failing
             rows.append({"round_id": folder.name, "date": "", "problem": f"{summary_file} is not a round summary",
                          "report": (folder / "index.html").is_file(), "datasets": datasets.get(folder.name, [])})
             continue
