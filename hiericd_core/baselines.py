@@ -28,7 +28,10 @@
 
 Every baseline is scored end to end with
 :func:`hiericd_core.evaluate.end_to_end_scores` against the full gold code
-sets. :func:`run_baselines` uses a data set's splits and label space;
+sets, its MAPs over its ranked codes (:func:`rank_codes`): LR and SVM rank
+every label-space code by probability or margin; the phrase dictionary and
+the majority code have no score and rank what they predict, the codes of
+more training reports first. :func:`run_baselines` uses a data set's splits and label space;
 :func:`run_baselines_merged` follows a fixed train/eval protocol (CodiEsp:
 train on ``train``, evaluate on ``dev``) straight from merged rounds.
 """
@@ -481,15 +484,45 @@ def fit_baseline(name: str, train: Corpus, label_space: Iterable[str], config: B
     raise ValueError(f"unknown baseline {name!r}: use one of {', '.join(BASELINES)}")
 
 
+def rank_codes(model, texts: Sequence[str], code_counts: Mapping[str, int] | None = None
+               ) -> tuple[list[set[str]], list[list[str]]]:
+    """Each text's predicted codes and its ranked codes, best first (for the MAPs).
+
+    :class:`BinaryRelevance` ranks every label-space code by its score
+    (probability or margin; ties in label order), so its predicted codes,
+    the ones over the cut or its best code, come first. A model without
+    scores (phrase dictionary, majority code) ranks only its predicted
+    codes, by ``code_counts`` (training reports per code) falling, then by code.
+    """
+    if isinstance(model, BinaryRelevance):
+        if not texts:
+            return [], []
+        scores = model.scores(texts)
+        ranked = [[model.labels[k] for k in np.argsort(-row, kind="stable").tolist()] for row in scores]
+        return model._decide(scores, model.cut), ranked
+    counts = code_counts or {}
+    predicted = model.predict(texts)
+    return predicted, [sorted(codes, key=lambda c: (-counts.get(c, 0), c)) for codes in predicted]
+
+
 def score_baseline(model, corpus: Corpus, label_space: Iterable[str] | None = None,
-                   config: BaselineConfig | None = None) -> dict:
-    """Predict ``corpus`` with ``model``: ``{"predictions": {report_id: codes}, "metrics", "predict_seconds"}``."""
+                   config: BaselineConfig | None = None, code_counts: Mapping[str, int] | None = None) -> dict:
+    """Predict ``corpus`` with ``model``.
+
+    Returns:
+        ``{"predictions": {report_id: codes}, "ranked": {report_id: codes best first}, "metrics",
+        "predict_seconds"}``; ``ranked`` as :func:`rank_codes` (``code_counts`` orders the codes of a
+        model without scores), ``metrics`` with both MAPs.
+    """
     config = config or BaselineConfig()
     started = time.perf_counter()
     texts = corpus.inputs(config.reason_for_visit) if isinstance(model, BinaryRelevance) else list(corpus.texts)
-    predicted = dict(zip(corpus.report_ids, model.predict(texts), strict=True))
+    codes, ranking = rank_codes(model, texts, code_counts)
+    predicted = dict(zip(corpus.report_ids, codes, strict=True))
+    ranked = dict(zip(corpus.report_ids, ranking, strict=True))
     seconds = round(time.perf_counter() - started, 3)
-    return {"predictions": predicted, "metrics": as_dict(end_to_end_scores(corpus.gold(), predicted, label_space)),
+    return {"predictions": predicted, "ranked": ranked,
+            "metrics": as_dict(end_to_end_scores(corpus.gold(), predicted, label_space, ranked=ranked)),
             "predict_seconds": seconds}
 
 
@@ -504,6 +537,7 @@ def compare_baselines(train: Corpus, test: Corpus, label_space: Sequence[str], c
     saved goes to ``out/<name>/``.
     """
     config = config or BaselineConfig()
+    code_counts = Counter(c for codes in train.codes for c in codes)
     results = {}
     for name in names:
         started = time.perf_counter()
@@ -518,7 +552,8 @@ def compare_baselines(train: Corpus, test: Corpus, label_space: Sequence[str], c
         fit_seconds = round(time.perf_counter() - started, 3)
         if out is not None and hasattr(model, "save"):
             model.save(Path(out) / name)
-        results[name] = {**score_baseline(model, test, label_space, config), "fit_seconds": fit_seconds, **extra}
+        results[name] = {**score_baseline(model, test, label_space, config, code_counts), "fit_seconds": fit_seconds,
+                         **extra}
     return results
 
 
@@ -538,8 +573,9 @@ def run_baselines(dataset_dir: str | Path, split: str = "test", config: Baseline
         out: when given, each fitted model is saved in ``out/<name>/``.
 
     Returns:
-        name (:data:`BASELINES`) -> ``{"predictions": {report_id: codes}, "metrics": end-to-end
-        scores as a dict, "fit_seconds", "predict_seconds"}``.
+        name (:data:`BASELINES`) -> ``{"predictions": {report_id: codes}, "ranked": {report_id: codes
+        best first}, "metrics": end-to-end scores as a dict (both MAPs included), "fit_seconds",
+        "predict_seconds"}``.
     """
     config = config or BaselineConfig()
     folder = Path(dataset_dir)

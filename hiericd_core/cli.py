@@ -458,10 +458,16 @@ def predict(
     evidence: Annotated[Path | None, typer.Option(help="evidence JSON lines (codes, sentences, tokens, "
                                                        "warnings)")] = None,
     scores: Annotated[bool, typer.Option("--scores", help="a third column: the code's probability")] = False,
+    ranked: Annotated[int | None, typer.Option(
+        "--ranked", min=1, metavar="K", help="up to K codes per report, best first, candidates below the cut "
+        "included (CodiEsp's ranked format)")] = None,
     workers: Annotated[int, typer.Option(min=0, help="worker processes (0: one per CPU for folders of 512+ "
                                                        "reports, else none)")] = 0,
 ):
     """Code a folder of reports; one report_id<TAB>code line per predicted code.
+
+    With --ranked K, up to K lines per report in rank order: the predicted
+    codes first, then the classifier's candidates below the cut.
 
     Warns (one line each) when the codes may be nonsense: reports in another
     language than the model's, mostly words the model does not know, or no
@@ -481,7 +487,8 @@ def predict(
         workers = usable_cpus() if many else 1
     with model_folder(model) as model_dir, Predictor.load(model_dir, threads=usable_cpus(),
                                                           workers=workers) as predictor:
-        summary = predictor.predict_folder(input_dir, out, evidence, progress=True, scores=scores)
+        summary = predictor.predict_folder(input_dir, out, evidence, progress=True, scores=scores,
+                                           ranked=ranked or 0)
     console.print(f"{summary['coded']} report(s) coded, {summary['codes']} code(s) → {escape(str(out))}",
                   highlight=False)
     for problem in summary["problems"]:

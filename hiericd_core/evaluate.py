@@ -30,6 +30,24 @@ with ``P`` a predicted code set and ``G`` a gold one:
     ``zero_division``; an empty ``G`` gives R = ``zero_division``; both empty
     give F1 = ``zero_division`` too (yet count as an exact match for subset
     accuracy). A report absent from the predictions is predicted empty.
+* **Ranked codes** (CodiEsp's task metric), over ranked code lists per
+  report, two figures that must not be confused:
+
+  - ``map`` is trec_eval's mean average precision (evaluated with ``-c``):
+    for each gold report with at least one gold code, AP = (Σ over the ranks
+    k where the k-th returned code is a gold code of precision@k) / |G|;
+    a gold report with no ranked codes scores 0; MAP is the mean over those
+    gold reports. Reports without gold codes are left out (AP has no
+    relevant code to find), as are ranked reports absent from the gold
+    (trec_eval evaluates the qrels' queries). Appending codes to a list
+    never lowers its AP, so the figure rewards long lists of candidates.
+  - ``map_codiesp`` is what CodiEsp's official evaluation script prints,
+    trectools 0.0.50's ``TrecEval(run, qrels).get_map(trec_eval=False)``
+    after the script's own formatting: see :func:`codiesp_map` for how it
+    differs (the submitted order is ignored, gold reports missing from the
+    run are skipped, run reports missing from the gold count as 0). It
+    also grows with longer candidate lists while their precision holds up,
+    so settings are never tuned on it alone.
 * **Evidence plausibility** (MDACE / PLM-ICD style), over classifier rows,
   each a pair (attention weights, coders' phrase mask) on the same tokens:
 
@@ -54,6 +72,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 CodeSets = Mapping[str, Iterable[str]]  # report_id -> codes
+Rankings = Mapping[str, Sequence[str]]  # report_id -> codes, best first
+CODIESP_DEPTH = 1000  # trectools' default evaluation depth, which the CodiEsp script keeps
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,8 @@ class EndToEndScores:
     gold_codes: int
     predicted_codes: int
     gold_in_label_space: float | None  # share of gold codes a label-space model can reach
+    map: float | None = None  # trec_eval MAP of the ranked codes (None: no ranking given)
+    map_codiesp: float | None = None  # the figure CodiEsp's script prints (see codiesp_map)
 
 
 @dataclass(frozen=True)
@@ -194,7 +216,7 @@ def classifier_scores(gold: Sequence[str], pred: Sequence[str], labels: Sequence
 
 
 def end_to_end_scores(gold: CodeSets, pred: CodeSets, label_space: Iterable[str] | None = None,
-                      zero_division: float = 0.0) -> EndToEndScores:
+                      zero_division: float = 0.0, ranked: Rankings | None = None) -> EndToEndScores:
     """Score predicted report code sets against the full gold sets (see the module docstring).
 
     Args:
@@ -202,11 +224,14 @@ def end_to_end_scores(gold: CodeSets, pred: CodeSets, label_space: Iterable[str]
         pred: report id -> predicted codes; a missing report is predicted empty.
         label_space: when given, ``gold_in_label_space`` says which share of
             the gold codes lies in it (the recall ceiling of a label-space model).
+        ranked: report id -> ranked codes (best first); when given, ``map``
+            (:func:`mean_average_precision`) and ``map_codiesp``
+            (:func:`codiesp_map`) are filled. The set figures never depend on it.
 
     Raises:
-        ValueError: when ``pred`` holds a report that ``gold`` lacks.
+        ValueError: when ``pred`` or ``ranked`` holds a report that ``gold`` lacks.
     """
-    extra = set(pred) - set(gold)
+    extra = (set(pred) | set(ranked or {})) - set(gold)
     if extra:
         raise ValueError(f"{len(extra)} predicted reports are not in the gold data, e.g. {sorted(extra)[:3]}")
     tp_all = pred_all = gold_all = exact = 0
@@ -226,24 +251,30 @@ def end_to_end_scores(gold: CodeSets, pred: CodeSets, label_space: Iterable[str]
         subset_accuracy=_ratio(exact, n, zero_division),
         micro=prf(tp_all, pred_all - tp_all, gold_all - tp_all, zero_division),
         instance=_mean_prf(per_report),
-        reports=n, gold_codes=gold_all, predicted_codes=pred_all, gold_in_label_space=coverage)
+        reports=n, gold_codes=gold_all, predicted_codes=pred_all, gold_in_label_space=coverage,
+        map=None if ranked is None else mean_average_precision(gold, ranked),
+        map_codiesp=None if ranked is None else codiesp_map(gold, ranked))
 
 
 COMPARE_COLUMNS = ("system", "subset_accuracy", "micro_precision", "micro_recall", "micro_f1",
-                   "instance_precision", "instance_recall", "instance_f1", "predicted_codes")
+                   "instance_precision", "instance_recall", "instance_f1", "map", "map_codiesp", "predicted_codes")
 
 
-def compare(systems: Mapping[str, CodeSets], gold: CodeSets, label_space: Iterable[str] | None = None
-            ) -> list[dict]:
-    """One row of end-to-end scores per system, in the given order (columns: :data:`COMPARE_COLUMNS`)."""
+def compare(systems: Mapping[str, CodeSets], gold: CodeSets, label_space: Iterable[str] | None = None,
+            rankings: Mapping[str, Rankings] | None = None) -> list[dict]:
+    """One row of end-to-end scores per system, in the given order (columns: :data:`COMPARE_COLUMNS`).
+
+    ``rankings`` (system -> its ranked codes) fills ``map`` and ``map_codiesp``; None for a system without one.
+    """
     space = None if label_space is None else list(label_space)
     rows = []
     for name, pred in systems.items():
-        s = end_to_end_scores(gold, pred, space)
+        s = end_to_end_scores(gold, pred, space, ranked=(rankings or {}).get(name))
         rows.append({"system": name, "subset_accuracy": s.subset_accuracy,
                      "micro_precision": s.micro.precision, "micro_recall": s.micro.recall, "micro_f1": s.micro.f1,
                      "instance_precision": s.instance.precision, "instance_recall": s.instance.recall,
-                     "instance_f1": s.instance.f1, "predicted_codes": s.predicted_codes})
+                     "instance_f1": s.instance.f1, "map": s.map, "map_codiesp": s.map_codiesp,
+                     "predicted_codes": s.predicted_codes})
     return rows
 
 
@@ -254,12 +285,101 @@ def markdown_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None
     columns = list(columns or rows[0].keys())
 
     def cell(value) -> str:
+        if value is None:  # e.g. a MAP of a system without a ranking
+            return "–"
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(columns) + " |",
              "| " + " | ".join("---" if c == "system" else "---:" for c in columns) + " |"]
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- ranked codes
+
+
+def ranked_average_precision(ranking: Sequence[str], gold: Iterable[str]) -> float:
+    """AP of one ranked code list: Σ over ranks k holding a gold code of precision@k, divided by |gold|.
+
+    Unlike :func:`average_precision` (scikit-learn's, over scores of every
+    item), gold codes the list never returns count as misses. NaN without a
+    gold code.
+    """
+    relevant = set(gold)
+    if not relevant:
+        return float("nan")
+    hits, total = 0, 0.0
+    for k, code in enumerate(ranking, 1):
+        if code in relevant:
+            hits += 1
+            total += hits / k
+    return total / len(relevant)
+
+
+def mean_average_precision(gold: CodeSets, ranked: Rankings) -> float:
+    """trec_eval's MAP (with ``-c``) of ranked code lists (see the module docstring).
+
+    Args:
+        gold: report id -> gold codes; the reports with at least one code are scored.
+        ranked: report id -> codes, best first; a gold report missing here scores 0,
+            a report missing from ``gold`` is ignored.
+
+    Returns:
+        The mean AP over the gold reports with codes; NaN when there is none.
+
+    Raises:
+        ValueError: a code is ranked twice for one report (trec_eval refuses such a run too).
+    """
+    aps = []
+    for rid, codes in gold.items():
+        ranking = list(ranked.get(rid, ()))
+        if len(set(ranking)) != len(ranking):
+            raise ValueError(f"report {rid}: a code is ranked twice")
+        ap = ranked_average_precision(ranking, codes)
+        if ap == ap:  # not NaN: the report has gold codes
+            aps.append(ap)
+    return float(np.mean(aps)) if aps else float("nan")
+
+
+def codiesp_map(gold: CodeSets, ranked: Rankings, valid_codes: Iterable[str] | None = None,
+                depth: int = CODIESP_DEPTH) -> float:
+    """The MAP CodiEsp's official evaluation script prints, without trectools.
+
+    The script writes the gold and the predictions to files and calls
+    trectools 0.0.50's ``TrecEval(TrecRun(run), TrecQrel(qrels)).get_map(trec_eval=False)``.
+    What that computes, step by step (each checked against trectools in
+    ``tests/test_ranking.py``):
+
+    1. Codes are lower-cased; a code given twice for a report keeps its
+       first place; with ``valid_codes`` (the script's list of the
+       subtask's codes), codes outside it are dropped. Codes outside the
+       gold are *not* dropped: a wrong code still takes a rank.
+    2. The submitted order is ignored: the script gives every line the same
+       score, and ``TrecRun`` sorts a run file by score, then by code, so each
+       report's codes are ranked in alphabetical order (the first ``depth`` kept).
+    3. Each run report's AP is :func:`ranked_average_precision` of that
+       order against its gold codes; a run report with no gold code (absent
+       from the gold, or without codes there) scores 0.
+    4. The MAP is the sum of the APs over the number of *run* reports: a gold
+       report the run leaves out (no code predicted) is skipped rather than
+       scored 0, and a run with no report scores 0 (the script itself stops
+       with an error on an empty file).
+
+    So a system is not penalised for reports it leaves uncoded, gains
+    nothing from ranking well, and, as AP divides by |gold|, is rewarded
+    for longer lists while their precision holds up.
+    """
+    relevant = {rid: {c.lower() for c in codes} for rid, codes in gold.items()}
+    valid = None if valid_codes is None else {c.lower() for c in valid_codes}
+    run: dict[str, list[str]] = {}
+    for rid, codes in ranked.items():
+        kept = [c for c in dict.fromkeys(c.lower() for c in codes) if valid is None or c in valid]
+        if kept:
+            run[rid] = sorted(kept)[:depth]
+    if not run:
+        return 0.0
+    total = sum(ranked_average_precision(codes, relevant[rid]) for rid, codes in run.items() if relevant.get(rid))
+    return float(total / len(run))
 
 
 # ---------------------------------------------------------------- evidence

@@ -18,6 +18,8 @@ with them.
 
 ``predictions.tsv`` is CodiEsp's format: ``report_id<TAB>code`` lines,
 sorted, no header (with ``scores``, a third column: the code's probability).
+With ``ranked=K`` it holds each report's ranking instead (reports sorted,
+codes best first, at most K; see :meth:`Predictor.rank_codes` for the rule).
 ``evidence.jsonl`` holds one :meth:`ReportPrediction.to_json` object per report.
 
 Beyond the paper, :class:`InferenceConfig` can back the classifier off to a
@@ -109,6 +111,14 @@ class InferenceConfig:
         return cls(**data)
 
 
+class RankedCode(NamedTuple):
+    """One place of a report's ranking (:meth:`Predictor.rank_codes`)."""
+
+    code: str
+    score: float  # the code's probability for a predicted code, else max over sentences of p(focus)·p(code)
+    predicted: bool  # the inference rule gave it (phrase memory included); else a candidate below the cut
+
+
 class EvidenceToken(NamedTuple):
     token: str
     weight: float
@@ -138,16 +148,20 @@ class ReportPrediction:
     warnings: list[str] = field(default_factory=list)  # coded, but the codes may be nonsense (module docstring)
     # {"words", "unknown_words", "language"}: what the warnings were worked out from (language None: unsure)
     text_checks: dict = field(default_factory=dict)
+    ranking: list[RankedCode] = field(default_factory=list)  # filled only when a ranking is asked for
 
     def to_json(self) -> dict:
-        """A plain dict for ``evidence.jsonl`` (``top_tokens`` as ``[token, weight, start, end]`` tuples).
+        """A plain dict for ``evidence.jsonl``, named tuples kept (JSON lists once written).
 
-        The same as ``dataclasses.asdict(self)``, without its deep copies (this runs for every report).
+        ``top_tokens`` as ``[token, weight, start, end]``, ``ranking`` as
+        ``[code, score, predicted]`` (empty unless a ranking was asked for). The same as
+        ``dataclasses.asdict(self)``, without its deep copies (this runs for every report).
         """
         return {"report_id": self.report_id,
                 "codes": [{**vars(c), "top_tokens": list(c.top_tokens)} for c in self.codes],
                 "focus_sentences": list(self.focus_sentences), "n_sentences": self.n_sentences,
-                "problems": list(self.problems), "warnings": list(self.warnings), "text_checks": dict(self.text_checks)}
+                "problems": list(self.problems), "warnings": list(self.warnings), "text_checks": dict(self.text_checks),
+                "ranking": list(self.ranking)}
 
 
 @dataclass
@@ -347,9 +361,13 @@ class Predictor:
                                       sentence.text, evidence, "phrase"))
         return out
 
-    def code_segmented(self, docs: Sequence[SegmentedReport], batch_size: int
+    def code_segmented(self, docs: Sequence[SegmentedReport], batch_size: int, ranked: int = 0
                        ) -> tuple[list[ReportPrediction], list[np.ndarray]]:
-        """Code segmented reports; also returns each report's per-sentence focus probabilities."""
+        """Code segmented reports; also returns each report's per-sentence focus probabilities.
+
+        With ``ranked`` > 0, each result's ``ranking`` holds up to that many
+        codes (:meth:`rank_codes`); the codes themselves do not depend on it.
+        """
         cfg = self.config
         focus_p = self.focus_probabilities(docs, batch_size)
         picked: list[tuple[int, int]] = []  # (doc, sentence)
@@ -402,7 +420,43 @@ class Predictor:
             if not codes and fallback[d] is not None:  # nearly every report has a code: never answer nothing
                 codes[fallback[d].code] = fallback[d]
             result.codes = sorted(codes.values(), key=lambda c: (-c.probability, c.code))
+        if ranked > 0:
+            self.rank_codes(docs, focus_p, results, ranked, batch_size)
         return results, focus_p
+
+    def rank_codes(self, docs: Sequence[SegmentedReport], focus_p: Sequence[np.ndarray],
+                   results: Sequence[ReportPrediction], depth: int, batch_size: int = 64) -> None:
+        """Fill each result's ``ranking`` with up to ``depth`` codes, best first.
+
+        The rule: first the codes the inference rule predicted
+        (``result.codes``, phrase memory codes included), in their order
+        (probability, or a phrase's reliability, falling; ties by code); then
+        the other label-space codes as candidates below the cut, by the score
+        max over the report's sentences *s* of p(focus | s) · p(code | s),
+        falling (ties: label-space order). Every sentence the tagger scores
+        counts, not only the focus sentences, so a code of a sentence the
+        tagger doubted still ranks above one no sentence supports; the focus
+        probability keeps the focus sentences' codes ahead. The classifier
+        runs again over all sentences, apart from the coding pass, so the
+        predicted codes are exactly those of :meth:`code_segmented`.
+        """
+        every = [(d, i) for d, doc in enumerate(docs) for i in range(len(doc.sentences))]
+        probs, _ = self.classify([[t.text for t in docs[d].sentences[i].tokens] for d, i in every],
+                                 [docs[d].r4v_tokens for d, _ in every], batch_size)
+        start = 0
+        for doc, p_focus, result in zip(docs, focus_p, results, strict=True):
+            n = len(doc.sentences)
+            scores = (np.asarray(p_focus, dtype=np.float64)[:, None] * probs[start: start + n]).max(axis=0) \
+                if n else np.zeros(len(self.labels))
+            start += n
+            ranking = [RankedCode(c.code, c.probability, True) for c in result.codes[:depth]]
+            taken = {c.code for c in ranking}
+            for k in np.argsort(-scores, kind="stable").tolist():
+                if len(ranking) >= depth:
+                    break
+                if self.labels[k] not in taken:
+                    ranking.append(RankedCode(self.labels[k], float(scores[k]), False))
+            result.ranking = ranking
 
     # ------------------------------------------------------------ raw reports
 
@@ -419,7 +473,7 @@ class Predictor:
                                                         backend=_backend(self.segmenter_name)))
         return self._segmenter
 
-    def predict(self, reports: Sequence[dict], batch_size: int = 64, progress: bool = False
+    def predict(self, reports: Sequence[dict], batch_size: int = 64, progress: bool = False, ranked: int = 0
                 ) -> list[ReportPrediction]:
         """Code reports given as ``{"report_id", "text", "reason_for_visit"?}`` dicts, in order.
 
@@ -428,23 +482,25 @@ class Predictor:
         (its position, from 1). Reports are coded in chunks of
         :data:`WORKER_CHUNK`, spread over the worker processes when there are
         some (:meth:`start_workers`); ``progress`` shows a bar over the chunks.
+        ``ranked`` > 0 also fills each report's ``ranking`` (:meth:`rank_codes`).
         """
         from tqdm import tqdm
 
         # the same chunks with or without workers: the models' batches, and so the results to the last digit,
         # do not depend on the number of workers
-        jobs = [(first, list(reports[first: first + WORKER_CHUNK]), batch_size)
+        jobs = [(first, list(reports[first: first + WORKER_CHUNK]), batch_size, ranked)
                 for first in range(0, len(reports), WORKER_CHUNK)]
         if self._pool is not None and len(jobs) > 1:
             parts = self._pool.map(_worker_predict, jobs)
         else:
-            parts = (self._predict(part, size, first) for first, part, size in jobs)
+            parts = (self._predict(part, size, first, rank) for first, part, size, rank in jobs)
         out: list[ReportPrediction] = []
         for part in tqdm(parts, total=len(jobs), desc="coding", unit="chunk", disable=not progress or len(jobs) < 2):
             out += part
         return out
 
-    def _predict(self, reports: Sequence[dict], batch_size: int, first: int = 0) -> list[ReportPrediction]:
+    def _predict(self, reports: Sequence[dict], batch_size: int, first: int = 0, ranked: int = 0
+                 ) -> list[ReportPrediction]:
         """:meth:`predict` in this process; ``first`` is the position of ``reports[0]`` in the whole input."""
         out: list[ReportPrediction | None] = []
         docs, where = [], []
@@ -477,7 +533,7 @@ class Predictor:
             docs.append(SegmentedReport(rid, sentences, r4v))
             where.append(len(out))
             out.append(None)
-        coded, _ = self.code_segmented(docs, batch_size) if docs else ([], [])
+        coded, _ = self.code_segmented(docs, batch_size, ranked) if docs else ([], [])
         for i, doc, result in zip(where, docs, coded, strict=True):
             self._check_text(doc, result)
             out[i] = result
@@ -497,7 +553,8 @@ class Predictor:
                                    "its codes may be nonsense")
 
     def predict_folder(self, input_dir: str | Path, out_tsv: str | Path, evidence_jsonl: str | Path | None = None,
-                       batch_size: int = 64, progress: bool = False, scores: bool = False) -> dict:
+                       batch_size: int = 64, progress: bool = False, scores: bool = False, ranked: int = 0
+                       ) -> dict:
         """Code every ``*.txt`` of a folder (``.ann`` files are ignored) and write the predictions.
 
         ``metadata.csv`` (columns ``report_id, reason_for_visit``), when present,
@@ -506,6 +563,9 @@ class Predictor:
         ``metadata.csv``, and its language is checked against the model's. A
         file that cannot be read as UTF-8, or is empty, is reported and
         skipped. ``scores`` adds each code's probability as a third column.
+        ``ranked`` > 0 writes each report's ranking instead of its codes: up
+        to that many codes, best first (:meth:`rank_codes`; with ``scores``,
+        the ranking score), reports sorted by id.
 
         Returns:
             ``{"files", "coded", "codes", "problems": [{"file", "problem"}], "warnings": [str],
@@ -540,10 +600,13 @@ class Predictor:
                 problems.append({"file": path.name, "problem": f"cannot read the file ({exc.strerror})"})
                 continue
             reports.append({"report_id": path.stem, "text": text, "reason_for_visit": reasons.get(path.stem, "")})
-        results = self.predict(reports, batch_size, progress)
+        results = self.predict(reports, batch_size, progress, ranked)
         problems += [{"file": files[r.report_id], "problem": p} for r in results for p in r.problems]
         warnings = self._folder_warnings(results, metadata, reasons, round_language)
-        if scores:
+        if ranked > 0:  # rank order within a report, so never sorted line by line
+            lines = [f"{r.report_id}\t{c.code}" + (f"\t{c.score:.6f}" if scores else "")
+                     for r in sorted(results, key=lambda r: r.report_id) for c in r.ranking]
+        elif scores:
             lines = sorted(f"{r.report_id}\t{c.code}\t{c.probability:.6f}" for r in results for c in r.codes)
         else:
             lines = sorted({f"{r.report_id}\t{c.code}" for r in results for c in r.codes})
@@ -657,9 +720,9 @@ def _worker_ready() -> None:
     _WORKER["ready"].wait(timeout=WORKER_START_TIMEOUT)
 
 
-def _worker_predict(job: tuple[int, list[dict], int]) -> list[ReportPrediction]:
-    first, reports, batch_size = job
-    return _WORKER["predictor"]._predict(reports, batch_size, first)
+def _worker_predict(job: tuple[int, list[dict], int, int]) -> list[ReportPrediction]:
+    first, reports, batch_size, ranked = job
+    return _WORKER["predictor"]._predict(reports, batch_size, first, ranked)
 
 
 def _read_reasons(path: Path | None, problems: list[dict]) -> dict[str, str]:

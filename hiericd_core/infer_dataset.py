@@ -9,8 +9,9 @@ set's training reports (see :mod:`hiericd_core.infer` for how inference uses it)
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,10 @@ class DatasetPredictions:
     * ``classifier_rows`` — the classifier on the coders' focus sentences:
       columns ``report_id, sentence_idx, code, predicted, probability,
       attention, attention_mask`` (Table 4 and evidence; ``attention`` covers
-      every token of the sentence, 0 beyond the model's token cap).
+      every token of the sentence, 0 beyond the model's token cap);
+    * ``ranked`` — report id → every code ranked, best first: the predicted
+      codes, then every other label-space code
+      (:meth:`~hiericd_core.infer.Predictor.rank_codes`), for the MAPs.
     """
 
     codes: dict[str, set[str]]
@@ -38,13 +42,17 @@ class DatasetPredictions:
     classifier_rows: dict[str, list]
     labels: list[str]
     variant: str
+    ranked: dict[str, list[str]] = field(default_factory=dict)
 
 
 def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", batch_size: int = 64,
-                    threads: int | None = None, config: InferenceConfig | None = None) -> DatasetPredictions:
+                    threads: int | None = None, config: InferenceConfig | None = None, ranked: bool = True
+                    ) -> DatasetPredictions:
     """Run the model on a data set split, on the data set's own sentences and tokens.
 
     ``config`` as in :meth:`Predictor.load` (default: the model folder's ``inference.json``).
+    ``ranked`` also ranks every code for each report (a second classifier
+    pass over all sentences); the predicted codes do not depend on it.
     """
     import pyarrow.parquet as pq
 
@@ -65,7 +73,8 @@ def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str =
         docs.setdefault(rid, SegmentedReport(rid, [], list(r4v.get(rid) or []))).sentences.append(
             Sentence(s["start"][i], s["end"][i], s["text"][i], tokens))
     doc_list = list(docs.values())
-    coded, focus_p = predictor.code_segmented(doc_list, batch_size)
+    # sys.maxsize: no depth cut, every label-space code is ranked
+    coded, focus_p = predictor.code_segmented(doc_list, batch_size, sys.maxsize if ranked else 0)
     # docs hold the sentences in `order`, so the flattened per-document lists line up with it
     predicted = [j in set(result.focus_sentences) for result, doc in zip(coded, doc_list, strict=True)
                  for j in range(len(doc.sentences))]
@@ -90,7 +99,11 @@ def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str =
     codes = {rid: set() for rid in r["report_id"]}
     codes.update({result.report_id: {c.code for c in result.codes} for result in coded})
     gold = {rid: set(c) for rid, c in zip(r["report_id"], r["codes"], strict=True)}
-    return DatasetPredictions(codes, gold, sentences, classifier_rows, predictor.labels, predictor.variant)
+    rankings: dict[str, list[str]] = {}
+    if ranked:
+        rankings = {rid: [] for rid in r["report_id"]}
+        rankings.update({result.report_id: [c.code for c in result.ranking] for result in coded})
+    return DatasetPredictions(codes, gold, sentences, classifier_rows, predictor.labels, predictor.variant, rankings)
 
 
 # ---------------------------------------------------------------- phrase memory

@@ -264,7 +264,10 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = 
                    baselines: bool = True) -> dict:
     """The paper's Tables 3–5 (and evidence plausibility) for a model, baselines side by side.
 
-    Writes ``evaluation-<split>.json`` and ``evaluation-<split>.md`` into the model folder.
+    Writes ``evaluation-<split>.json`` and ``evaluation-<split>.md`` into the model folder. Each
+    system's end-to-end scores hold both MAPs of its ranked codes (``map``, trec_eval's;
+    ``map_codiesp``, the figure of CodiEsp's script: :mod:`hiericd_core.evaluate`); the model
+    ranks every label-space code (:meth:`~hiericd_core.infer.Predictor.rank_codes`).
 
     Returns:
         ``{"split", "variant", "tagger", "classifier", "end_to_end": {system: scores}, "evidence", "table"}``.
@@ -285,12 +288,15 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = 
 
     predictions = predict_dataset(model_dir, dataset_dir, split)
     rows = predictions.classifier_rows
-    systems = {f"hiericd ({predictions.variant})": predictions.codes}
+    ours = f"hiericd ({predictions.variant})"
+    systems = {ours: predictions.codes}
+    rankings = {ours: predictions.ranked}
     if baselines:
         from hiericd_core.baselines import run_baselines
 
         for name, result in run_baselines(dataset_dir, split).items():
             systems[name] = result["predictions"]
+            rankings[name] = result["ranked"]
     label_space = predictions.labels
     result = {
         "split": split,
@@ -300,12 +306,12 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = 
                                         [p >= 0.5 for p in predictions.sentences["focus_probability"]])),
         # Table 4: macro F1 over the codes in gold or predicted, as during training
         "classifier": as_dict(classifier_scores(rows["code"], rows["predicted"])),
-        "end_to_end": {name: as_dict(end_to_end_scores(predictions.gold, codes, label_space))
+        "end_to_end": {name: as_dict(end_to_end_scores(predictions.gold, codes, label_space, ranked=rankings[name]))
                        for name, codes in systems.items()},
         "evidence": as_dict(evidence_scores(
             [(np.asarray(a), np.asarray(m)) for a, m in zip(rows["attention"], rows["attention_mask"], strict=True)])),
     }
-    table = markdown_table(compare(systems, predictions.gold, label_space))
+    table = markdown_table(compare(systems, predictions.gold, label_space, rankings))
     result["table"] = table
     atomic_write_json(Path(model_dir) / f"evaluation-{split}.json", result)
     atomic_write_text(Path(model_dir) / f"evaluation-{split}.md", table + "\n")

@@ -21,12 +21,13 @@ from hiericd_core.baselines import (
     load_corpus,
     phrase_tokens,
     phrases_from_sentences,
+    rank_codes,
     run_baselines,
     run_baselines_merged,
     tune_cut,
 )
 from hiericd_core.datasets import DatasetConfig, build_dataset, write_dataset
-from hiericd_core.evaluate import end_to_end_scores
+from hiericd_core.evaluate import codiesp_map, end_to_end_scores, mean_average_precision
 from hiericd_core.merge import merge_round
 from hiericd_core.merge_write import write_merge
 from hiericd_core.rounds import load_round
@@ -254,3 +255,48 @@ def test_phrase_reliability_and_pruning_by_hand(tmp_path):
     calibrated.save(tmp_path)
     again = PhraseDictionary.load(tmp_path)
     assert again.entries == d.entries and again.reliability == calibrated.reliability and not again.fold
+
+
+# ---------------------------------------------------------------- ranked codes
+
+
+@pytest.mark.parametrize("kind", ["lr", "svm"])
+def test_binary_relevance_ranks_every_code_by_its_score(kind):
+    texts = ["alpha beta gamma", "alpha beta delta", "gamma delta epsilon", "epsilon zeta eta"] * 3
+    codes = [{"X"}, {"X", "Z"}, {"Y"}, {"Z"}] * 3
+    model = fit_binary_relevance(texts, codes, ["X", "Y", "Z"], kind, BaselineConfig(min_df=1, max_df=1.0))
+    queries = ["alpha beta", "epsilon delta gamma", "zeta"]
+    predicted, ranked = rank_codes(model, queries)
+    assert predicted == model.predict(queries)  # the same codes as without ranking
+    scores = model.scores(queries)
+    for row, ranking, codes_ in zip(scores, ranked, predicted, strict=True):
+        assert sorted(ranking) == model.labels
+        assert [row[model.labels.index(c)] for c in ranking] == sorted(row, reverse=True)
+        assert set(ranking[: len(codes_)]) == codes_  # codes over the cut are the best scored
+    assert rank_codes(model, []) == ([], [])
+
+
+def test_phrase_dictionary_and_majority_rank_their_codes_by_training_frequency():
+    d = fit_phrase_dictionary([("polyp", "K63.5"), ("adenoma", "D12.5"), ("carcinoma", "C18.7")])
+    counts = {"K63.5": 2, "D12.5": 9, "C18.7": 2}
+    predicted, ranked = rank_codes(d, ["carcinoma and polyp and adenoma", "nothing"], counts)
+    assert predicted == [{"K63.5", "D12.5", "C18.7"}, set()]
+    assert ranked == [["D12.5", "C18.7", "K63.5"], []]  # 9 reports first, then the tie of 2 by code
+    assert rank_codes(MajorityCode("D12.5"), ["a", "b"], counts) == ([{"D12.5"}, {"D12.5"}], [["D12.5"], ["D12.5"]])
+
+
+def test_run_baselines_reports_both_maps_of_their_rankings(synthetic):
+    folder, _ = synthetic
+    results = run_baselines(folder, "test")
+    test = load_corpus(folder, "test")
+    gold = test.gold()
+    for name, result in results.items():
+        assert set(result["ranked"]) == set(test.report_ids), name
+        assert result["metrics"]["map"] == pytest.approx(mean_average_precision(gold, result["ranked"])), name
+        assert result["metrics"]["map_codiesp"] == pytest.approx(codiesp_map(gold, result["ranked"])), name
+        for rid, codes in result["predictions"].items():
+            assert set(result["ranked"][rid][: len(codes)]) == codes, name
+    # LR ranks every label-space code, so its trec_eval MAP is at least that of its predicted codes alone
+    lr = results["lr"]
+    assert lr["metrics"]["map"] >= mean_average_precision(
+        gold, {rid: codes[: len(lr["predictions"][rid])] for rid, codes in lr["ranked"].items()})

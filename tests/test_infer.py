@@ -409,3 +409,78 @@ def test_a_failing_model_gives_problem_rows_without_traceback_or_paths(model, re
         "problems": ["could not be coded (internal error RuntimeError; see the server log)"]}
     assert str(model[0]) not in rows.to_json() and "Traceback" not in rows.to_json()
     assert (rows[rows["report_id"] == "ok"]["code"] != "").all()
+
+
+# ---------------------------------------------------------------- ranked codes
+
+
+def _ranking_scores(predictor: Predictor, text: str, reason: str) -> dict[str, float]:
+    """The ranking rule's candidate score, worked out apart: max over sentences of p(focus) · p(code)."""
+    from hiericd_core.infer import SegmentedReport
+
+    sentences = predictor.segmenter().segment(text)
+    r4v = [t.text for s in predictor.segmenter().segment(reason) for t in s.tokens] if reason else []
+    (focus,) = predictor.focus_probabilities([SegmentedReport("x", sentences, r4v)])
+    probs, _ = predictor.classify([[t.text for t in s.tokens] for s in sentences], [r4v] * len(sentences))
+    return {code: max(float(f) * float(p[k]) for f, p in zip(focus, probs, strict=True))
+            for k, code in enumerate(predictor.labels)}
+
+
+@pytest.mark.parametrize("which", ["paper", "memory"])
+def test_ranking_puts_the_predicted_codes_first_then_candidates_by_focus_weighted_probability(
+        which, model, memory_model, reports):
+    model_dir = model[0] if which == "paper" else memory_model[0]
+    predictor = Predictor.load(model_dir, threads=1)
+    batch = [{"report_id": r["report_id"], "text": r["text"], "reason_for_visit": r["reason_for_visit"]}
+             for r in reports]
+    plain = predictor.predict(batch)
+    depth = len(predictor.labels) // 2
+    ranked = predictor.predict(batch, ranked=depth)
+    for before, after, report in zip(plain, ranked, batch, strict=True):
+        assert [r.to_json()["codes"] for r in (before, after)] == [before.to_json()["codes"]] * 2  # codes unchanged
+        assert not before.ranking and 0 < len(after.ranking) <= depth
+        n = len(after.codes)
+        assert [(r.code, r.score, r.predicted) for r in after.ranking[:n]] == \
+            [(c.code, c.probability, True) for c in after.codes][:depth]
+        candidates = after.ranking[n:]
+        assert all(not r.predicted for r in candidates)
+        assert len({r.code for r in after.ranking}) == len(after.ranking)
+        expected = _ranking_scores(predictor, report["text"], report["reason_for_visit"])
+        for r in candidates:
+            assert r.score == pytest.approx(expected[r.code], abs=1e-5)
+        assert [r.score for r in candidates] == sorted((r.score for r in candidates), reverse=True)
+        # the candidates are the best of the codes not predicted
+        left = sorted((s for c, s in expected.items() if c not in {r.code for r in after.ranking}), reverse=True)
+        if left and candidates:
+            assert candidates[-1].score >= left[0] - 1e-5
+    # a depth below the number of predicted codes keeps the best predicted ones
+    (one,) = predictor.predict(batch[:1], ranked=1)
+    assert [(r.code, r.predicted) for r in one.ranking] == [(one.codes[0].code, True)]
+
+
+def test_predict_folder_writes_the_ranking_in_rank_order(model, reports, tmp_path):
+    predictor = Predictor.load(model[0], threads=1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for r in reports[:3]:
+        (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    summary = predictor.predict_folder(folder, tmp_path / "r.tsv", ranked=4, scores=True)
+    lines = [line.split("\t") for line in (tmp_path / "r.tsv").read_text().splitlines()]
+    direct = predictor.predict([{"report_id": r["report_id"], "text": r["text"]} for r in reports[:3]], ranked=4)
+    expected = [[r.report_id, c.code, f"{c.score:.6f}"] for r in sorted(direct, key=lambda r: r.report_id)
+                for c in r.ranking]
+    assert lines == expected and summary["codes"] == len(lines)
+    assert all(sum(1 for row in lines if row[0] == r.report_id) == 4 for r in direct)  # label space > 4 codes
+    predictor.predict_folder(folder, tmp_path / "r2.tsv", ranked=4)
+    assert (tmp_path / "r2.tsv").read_text().splitlines() == ["\t".join(row[:2]) for row in expected]
+
+
+def test_predict_dataset_ranks_every_code_and_keeps_the_codes(model):
+    model_dir, dataset = model
+    with_ranking = predict_dataset(model_dir, dataset, split="test", threads=1)
+    without = predict_dataset(model_dir, dataset, split="test", threads=1, ranked=False)
+    assert with_ranking.codes == without.codes and not without.ranked
+    assert set(with_ranking.ranked) == set(with_ranking.codes)
+    for rid, ranking in with_ranking.ranked.items():
+        codes = with_ranking.codes[rid]
+        assert set(ranking[: len(codes)]) == codes and set(ranking) == set(with_ranking.labels) | codes
