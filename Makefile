@@ -11,6 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 DEMO_REPORTS ?= 2000
 DEMO_SEED ?= 7
+DEMO_MIN_COUNT ?= 3
 ROUND ?=
 BENCH_REPORTS ?= 39000
 SCALE_REPORTS ?= 200000
@@ -25,7 +26,7 @@ help:
 	@echo "make services - install redis-server and PostgreSQL (apt-get) for the integration tests if missing"
 	@echo "make bench  - benchmarks, results in bench/results.json and bench/results.md"
 	@echo "make lint   - ruff"
-	@echo "make airflow - Airflow standalone on 127.0.0.1:\$$(AIRFLOW_PORT) with the hiericd DAGs and rounds page"
+	@echo "make airflow - Airflow (API server, scheduler, DAG processor, triggerer) on 127.0.0.1:\$$(AIRFLOW_PORT) with the hiericd DAGs and rounds page"
 	@echo "make mlflow - MLflow server on 127.0.0.1:$(MLFLOW_PORT) over the catalog's store (runs, registry, artifacts)"
 
 venv: $(STAMP)
@@ -39,7 +40,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m hiericd_core.demo --reports $(DEMO_REPORTS) --seed $(DEMO_SEED) $(if $(ROUND),--round $(ROUND))
+	$(BIN)/python -m hiericd_core.demo --reports $(DEMO_REPORTS) --seed $(DEMO_SEED) --min-count $(DEMO_MIN_COUNT) $(if $(ROUND),--round $(ROUND))
 
 test: $(STAMP) services
 	$(BIN)/python -m pytest -q
@@ -59,17 +60,28 @@ services:
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --reports $(BENCH_REPORTS) --scale-reports $(SCALE_REPORTS)
 
-# Airflow standalone (API server + UI, scheduler, DAG processor, triggerer) over the catalog's sqlite DB; the
-# login is admin, its password in $(HIERICD_HOME)/airflow/simple_auth_manager_passwords.json.generated.
+# Airflow's four components (API server + UI, scheduler, DAG processor, triggerer) over the catalog's sqlite DB,
+# each bound to 127.0.0.1: what `airflow standalone` runs, started here because standalone cannot keep the
+# scheduler's and the triggerer's log servers off (they bind every interface and Airflow has no host setting
+# for them); without them the UI reads task logs from $(HIERICD_HOME)/airflow/logs. Ctrl-C, or one of them
+# exiting, stops all four.
+# The login is admin, its password in $(HIERICD_HOME)/airflow/simple_auth_manager_passwords.json.generated.
 airflow: $(STAMP)
 	mkdir -p $(abspath $(HIERICD_HOME))/airflow $(abspath $(HIERICD_HOME))/incoming
-	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(abspath $(HIERICD_HOME))/airflow \
+	export PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW_HOME=$(abspath $(HIERICD_HOME))/airflow \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(abspath $(HIERICD_HOME))/airflow/airflow.db \
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST=127.0.0.1 \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$(AIRFLOW_PORT)/execution/ \
-	AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=2 AIRFLOW__API__WORKERS=1 \
-	$(BIN)/airflow standalone
+	AIRFLOW__CORE__PARALLELISM=4 AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG=2 AIRFLOW__API__WORKERS=1; \
+	$(BIN)/airflow db migrate >/dev/null && \
+	trap 'kill $$(jobs -p) 2>/dev/null; wait' EXIT && \
+	{ $(BIN)/airflow scheduler --skip-serve-logs & \
+	  $(BIN)/airflow dag-processor & \
+	  $(BIN)/airflow triggerer --skip-serve-logs & \
+	  $(BIN)/airflow api-server & \
+	  wait -n; }
 
 # The catalog's sqlite store and artifact folder, served; clients use MLFLOW_TRACKING_URI=http://127.0.0.1:$(MLFLOW_PORT).
 mlflow: $(STAMP)

@@ -168,8 +168,34 @@ def _environment():
                       autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["f3"] = lambda x: "—" if x is None or x != x else f"{x:.3f}"
-    env.filters["shade"] = lambda w: f"rgba(179, 0, 0, {min(max(float(w), 0.0), 1.0) * 0.8 + 0.1:.2f})"
+    env.filters["shade"] = _shade
+    env.filters["describe"] = _describe
     return env
+
+
+# the attention shading: a light amber whose opacity grows with the weight and stays at most 0.6, so the
+# dark text on it reads at every weight (a deep red behind white text did not, for light weights)
+SHADE_RGB = (255, 176, 0)
+SHADE_ALPHA = (0.08, 0.6)  # at weight 0 and weight 1
+
+
+def _shade(weight: float, heaviest: float = 1.0) -> str:
+    """The CSS background of a token with attention ``weight``, relative to the sentence's ``heaviest`` token.
+
+    Attention spreads over a phrase, so even its top tokens weigh 0.1–0.3: shading by the raw weight would
+    leave most of them nearly white.
+    """
+    low, high = SHADE_ALPHA
+    alpha = low + (high - low) * min(max(float(weight) / max(float(heaviest), 1e-9), 0.0), 1.0)
+    return f"rgba({', '.join(map(str, SHADE_RGB))}, {alpha:.2f})"
+
+
+def _describe(code: str) -> str:
+    """The ICD-10-CM title of ``code``; empty for a code outside the tabular list (e.g. an entity label)."""
+    from hiericd_core.icd import lookup
+
+    info = lookup(code)
+    return info.description if info is not None else ""
 
 
 def card_context(bundle: Mapping) -> dict:

@@ -30,8 +30,13 @@ A data set without reasons for visit (CodiEsp) trains the ``*_r4v`` variants'
 counterparts without them, and the tagger without the reason's half of its
 features; ``metrics.json`` and the checkpoint say so.
 
-Runs are deterministic on CPU for a given seed: torch's deterministic
-algorithms, seeded shuffling and dropout, one-thread word2vec.
+Runs are deterministic on CPU for a given seed and thread count: torch's
+deterministic algorithms, seeded shuffling and dropout, one-thread word2vec,
+and ``threads`` torch threads (default: the usable CPUs, at most
+:data:`MAX_DEFAULT_THREADS`), set by each stage whatever the process started
+with and recorded in ``train_config.json``; a run in an Airflow task, the CLI
+or a test writes the same bytes. Each epoch logs one INFO line (loss, dev
+figures, seconds) through :mod:`logging`, which Airflow's task logs capture.
 
 The data set is never loaded whole: each stage reads the columns it needs
 from the Parquet files in Arrow batches and keeps token ids as int32 arrays
@@ -46,9 +51,11 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +75,23 @@ from hiericd_core.trainsets import (
 )
 
 Callback = Callable[[str, int, dict], None]
+MAX_DEFAULT_THREADS = 4
+
+logger = logging.getLogger(__name__)
+
+
+def default_threads() -> int:
+    """Torch threads when the config names none: the CPUs this process may run on, at most ``MAX_DEFAULT_THREADS``.
+
+    More threads than that slow these small LSTMs down rather than speed them up. Not
+    :func:`~hiericd_core.parallel.usable_cpus`, which answers 1 in a daemonic process (a Celery worker's
+    child, where Airflow runs the training tasks) because it may not start worker processes: threads it may.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_DEFAULT_THREADS)
 
 
 @dataclass(frozen=True)
@@ -75,7 +99,9 @@ class TrainConfig:
     """Every knob of a training run; ``train_config.json`` holds the resolved one."""
 
     seed: int = 13
-    threads: int = 2
+    # torch's intra-op threads: a run is deterministic for a given count, not across counts (a matrix product's
+    # sums are split by thread), so the resolved count is written to train_config.json with the rest
+    threads: int = field(default_factory=default_threads)
     device: str = "cpu"  # "cpu", "cuda" or "auto" (cuda when there is one); deterministic on CPU only
     # optimisation (both models)
     lr: float = 1e-3
@@ -109,6 +135,8 @@ class TrainConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise TrainError(f"threads = {self.threads}: give at least one torch thread")
         if self.variant not in VARIANTS:
             raise TrainError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
@@ -175,6 +203,7 @@ def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Calla
     stopped = "max_epochs"
     bar = tqdm(range(1, epochs + 1), desc=stage, unit="epoch", disable=not progress)
     for epoch in bar:
+        clock = time.perf_counter()
         model.train()
         train = train_epoch(epoch)
         model.eval()
@@ -189,10 +218,16 @@ def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Calla
         if dev["macro_f1"] >= anchor_f1 + config.min_delta:
             anchor_f1, anchor_epoch = dev["macro_f1"], epoch
         bar.set_postfix(loss=f"{train['loss']:.4f}", dev_f1=f"{dev['macro_f1']:.4f}", best=best_epoch)
+        # one line per epoch: an Airflow task log (which captures logging, not the bar) shows the run's course
+        logger.info("%s epoch %d/%d: loss %.4f, %s, best epoch %d, %.1f s", stage, epoch, epochs, train["loss"],
+                    ", ".join(f"dev {k} {v:.4f}" for k, v in dev.items() if isinstance(v, float)), best_epoch,
+                    time.perf_counter() - clock)
         if epoch - anchor_epoch >= config.patience:
             stopped = "patience"
             break
     bar.close()
+    logger.info("%s stopped (%s) after %d epoch(s); kept epoch %d, dev macro F1 %.4f", stage, stopped, len(history),
+                best_epoch, best_f1)
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

@@ -34,7 +34,7 @@ def test_the_round_dag_runs_in_the_catalogs_airflow(tmp_path, monkeypatch, capsy
     assert "hiericd_round" in log and "DagRun Finished" in log and "state=success" in log
     (manifest,) = (home / "datasets").glob("*/manifest.json")
     assert "GX Data Docs" in out and (manifest.parent / "data_docs" / "index.html").is_file()
-    assert (home / "demo-gate.toml").read_text().count('beat_baseline = "none"') == 1
+    assert not (home / "demo-gate.toml").exists()  # the demo's models face the registry's default gate
 
 
 def test_a_failed_dag_run_names_the_reason(tmp_path):
@@ -49,3 +49,27 @@ def test_a_failed_dag_run_names_the_reason(tmp_path):
     ]))
     assert demo._failure(log) == ("airflow.sdk.exceptions.AirflowFailException: data-quality gate failed:\n"
                                   "  reports: expect_column_values_to_not_be_null(text): 2 rows")
+
+
+def test_the_demo_trains_with_its_shipped_settings_and_faces_the_default_gate(tmp_path, monkeypatch):
+    """The train DAG run gets configs/demo.toml (the shipped vectors included); the promote run no gate file."""
+    from hiericd_core.catalog import Catalog
+    from hiericd_core.embeddings import Vocabulary, load_vectors
+    from hiericd_core.train import TrainConfig
+
+    config = TrainConfig.from_toml(demo.TRAIN_CONFIG)
+    vectors = Path(config.vectors_path)
+    assert vectors.is_file() and vectors.stat().st_size < 5 * 2**20
+    matrix, info = load_vectors(vectors, Vocabulary(["<pad>", "<unk>", "carcinoma", "colon"]))
+    assert info["found"] == 2 and matrix.shape == (4, config.emb_dim) and not matrix[0].any()
+
+    monkeypatch.setenv("HIERICD_HOME", str(tmp_path))
+    runs: list = []
+    d = demo.Demo(Catalog.from_env().ensure(), None)
+    d.dag = lambda dag_id, conf, what: runs.append((dag_id, conf))
+    with pytest.raises(ValueError):  # no model appears: only the DAG run's settings are looked at here
+        d.train({"dataset": tmp_path / "ds"}, {})
+    assert d.promote({"dataset": tmp_path / "ds"})["outcome"] == "already-champion"  # no decision file written
+    assert runs == [("hiericd_train", {"dataset_dir": str(tmp_path / "ds"), "config_file": str(demo.TRAIN_CONFIG),
+                                       "config": {}}),
+                    ("hiericd_promote", {"dataset_dir": str(tmp_path / "ds")})]

@@ -109,3 +109,18 @@ def test_save_vectors(tmp_path):
     matrix = np.arange(6, dtype=np.float32).reshape(3, 2)
     save_vectors(tmp_path / "v.npy", matrix)
     assert np.array_equal(np.load(tmp_path / "v.npy"), matrix)
+
+
+def test_the_demo_vectors_script_writes_the_same_loadable_file_twice(tmp_path):
+    """scripts/demo_vectors.py at a small size: a word2vec binary file training reads, the same bytes on a rerun."""
+    from scriptkit import load_script
+
+    script = load_script("demo_vectors")
+    config = script.DemoVectorsConfig(reports=60, dim=8, epochs=2)
+    made = script.build(config, tmp_path / "a.bin")
+    script.build(config, tmp_path / "b.bin")
+    assert (tmp_path / "a.bin").read_bytes() == (tmp_path / "b.bin").read_bytes()
+    vocab = Vocabulary(["<pad>", "<unk>", "colon", "no-such-word"])
+    matrix, info = load_vectors(tmp_path / "a.bin", vocab)
+    assert info["binary"] and info["dim"] == 8 and info["file_words"] == made["words"] and info["found"] == 1
+    assert matrix.shape == (4, 8) and not matrix[0].any()

@@ -90,3 +90,18 @@ def test_highlight_cuts_the_sentence_at_the_evidence_tokens():
     assert [(p["text"], p["weight"]) for p in pieces if p["weight"] is not None] == [("Tubular", 0.45),
                                                                                     ("adenoma", 0.44)]
     assert highlight("abc", 0, []) == [{"text": "abc", "weight": None}]
+
+
+def test_attention_shading_keeps_dark_text_readable_and_codes_carry_their_titles():
+    from hiericd_core.modelcard import _environment
+
+    example = {"report_id": "R1", "reason_for_visit": "", "gold": ["C44.01"], "codes": [{
+        "code": "C44.01", "correct": True, "probability": 0.9, "sentence_idx": 0, "sentence_start": 0,
+        "sentence_end": 20, "pieces": [{"text": "Basal", "weight": 0.3}, {"text": " cell ", "weight": None},
+                                       {"text": "carcinoma", "weight": 0.15}]}]}
+    html = _environment().get_template("model_card.evidence.html.j2").render(examples=[example], standalone=True)
+    # the heaviest token gets the deepest shade, still at most 0.6 opaque, and the text on it stays dark
+    assert 'background: rgba(255, 176, 0, 0.60)" title="attention 0.300">Basal' in html
+    assert 'background: rgba(255, 176, 0, 0.34)" title="attention 0.150">carcinoma' in html
+    assert "color: #111" in html and "color: #fff" not in html
+    assert html.count("Basal cell carcinoma of skin of lip") == 2  # the coders' code and the predicted one

@@ -1,6 +1,8 @@
 """Training: smoke train on a small synthetic data set, reload, determinism, the no-reason fallback."""
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -17,6 +19,7 @@ from hiericd_core.models import ICDClassifier, SentenceTagger, load_checkpoint
 from hiericd_core.rounds import load_round
 from hiericd_core.synth import generate_round
 from hiericd_core.train import (
+    MAX_DEFAULT_THREADS,
     TrainConfig,
     TrainError,
     _batches,
@@ -104,13 +107,42 @@ def test_reloaded_checkpoints_reproduce_the_best_dev_metrics(trained, dataset):
     assert again.codes == dev.codes and again.classifier_rows == dev.classifier_rows
 
 
+MODEL_FILES = ("tagger.pt", "classifier.pt", "vectors.npy", "vocab.json", "train_config.json", "metrics.json")
+
+
 def test_training_is_deterministic(trained, dataset, tmp_path):
     out, _, _ = trained
     train_model(dataset, tmp_path, TINY)
-    assert (tmp_path / "metrics.json").read_bytes() == (out / "metrics.json").read_bytes()
-    first = torch.load(out / "classifier.pt", weights_only=True)["state_dict"]
-    second = torch.load(tmp_path / "classifier.pt", weights_only=True)["state_dict"]
-    assert all(torch.equal(first[k], second[k]) for k in first)
+    for name in MODEL_FILES:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_fresh_process_trains_the_same_bytes(trained, dataset, tmp_path):
+    """As an Airflow task or a second ``make demo`` does: another process, another hash seed, torch's thread count
+    left at its start-up default before training sets the configured one."""
+    import os
+    import subprocess
+    import sys
+
+    out, _, _ = trained
+    script = ("import sys, json; from hiericd_core.train import TrainConfig, train_model; "
+              "train_model(sys.argv[1], sys.argv[2], TrainConfig(**json.loads(sys.argv[3])))")
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "OMP_NUM_THREADS": "3"}
+    subprocess.run([sys.executable, "-c", script, str(dataset), str(tmp_path), json.dumps(TINY.__dict__)],
+                   env=env, check=True, timeout=300)
+    for name in MODEL_FILES:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_the_thread_count_is_resolved_and_recorded(trained, monkeypatch):
+    out, _, _ = trained
+    assert json.loads((out / "train_config.json").read_text())["threads"] == TINY.threads == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    assert TrainConfig().threads == MAX_DEFAULT_THREADS  # many CPUs: capped
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert TrainConfig().threads == 1
+    with pytest.raises(TrainError, match="threads = 0"):
+        TrainConfig(threads=0)
 
 
 def test_stages_run_apart_write_what_train_model_writes(trained, dataset, tmp_path):
@@ -241,6 +273,19 @@ def test_early_stopping_keeps_the_best_epoch_and_ignores_tiny_gains():
     assert [h["epoch"] for h in result["history"]] == [1, 2, 3, 4, 5]
     assert result["best_epoch"] == 4 and result["stopped"] == "patience" and model.weight.item() == 4.0
     assert result["best_dev"] == {"macro_f1": 0.7008}
+
+
+def test_each_epoch_logs_one_line(caplog):
+    """Airflow task logs capture logging (not the progress bar): one INFO line per epoch, then the stop."""
+    model = torch.nn.Linear(1, 1, bias=False)
+    dev_f1 = iter([0.5, 0.75, 0.6])
+    with caplog.at_level(logging.INFO, logger="hiericd_core.train"):
+        _fit("tagger", model, TrainConfig(patience=5), 3, lambda epoch: {"loss": 1.0 / epoch},
+             lambda: {"macro_f1": next(dev_f1), "sentences": 9}, None, False)
+    lines = [r.getMessage() for r in caplog.records if r.name == "hiericd_core.train"]
+    assert len(lines) == 4 and all(r.levelno == logging.INFO for r in caplog.records)
+    assert re.fullmatch(r"tagger epoch 2/3: loss 0\.5000, dev macro_f1 0\.7500, best epoch 2, \d+\.\d s", lines[1])
+    assert lines[3] == "tagger stopped (max_epochs) after 3 epoch(s); kept epoch 2, dev macro F1 0.7500"
 
 
 def test_batches_in_order_shuffled_and_bucketed():
