@@ -4,13 +4,13 @@ The whole chain (round → train → promote, twice) is what tests/test_dags.py 
 demo's own wiring: ``airflow dags test`` in the catalog's Airflow home, what it prints, its exit status.
 """
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from hiericd_core import demo
-
-FIXTURES = Path(__file__).parent / "fixtures"
+from hiericd_core.synth import generate_round
 
 
 def test_a_missing_round_is_a_clear_error_before_airflow_starts(tmp_path, monkeypatch, capsys):
@@ -26,7 +26,16 @@ def test_a_missing_round_is_a_clear_error_before_airflow_starts(tmp_path, monkey
 def test_the_round_dag_runs_in_the_catalogs_airflow(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     monkeypatch.setenv("HIERICD_HOME", str(home))
-    assert demo.main(["--round", str(FIXTURES / "codiesp-sample" / "train"), "--min-count", "2", "--no-train"]) == 0
+    # a plain single-coder BRAT folder, as a team without a second coder exports it: one coder's files of a
+    # synthetic round, large enough that every split of its data set passes the gate
+    generate_round(tmp_path / "synth", 150, seed=4)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for ann in sorted((tmp_path / "synth" / "coders" / "coder1").glob("*.ann")):
+        shutil.copy(ann, plain / ann.name)
+        shutil.copy(tmp_path / "synth" / "texts" / f"{ann.stem}.txt", plain / f"{ann.stem}.txt")
+    (plain / "round.toml").write_text('[round]\nid = "plain-single-coder"\n')
+    assert demo.main(["--round", str(plain), "--min-count", "2", "--no-train"]) == 0
     out = capsys.readouterr().out
     assert "✓ hiericd_round" in out and "needs two coders per report" in out
     assert (home / "airflow" / "airflow.db").is_file()
