@@ -45,9 +45,11 @@ with ``P`` a predicted code set and ``G`` a gold one:
     trectools 0.0.50's ``TrecEval(run, qrels).get_map(trec_eval=False)``
     after the script's own formatting: see :func:`codiesp_map` for how it
     differs (the submitted order is ignored, gold reports missing from the
-    run are skipped, run reports missing from the gold count as 0). It
-    also grows with longer candidate lists while their precision holds up,
-    so settings are never tuned on it alone.
+    run are skipped, run reports missing from the gold count as 0). As the
+    order is ignored, it is computed on each system's predicted codes (what
+    ``hiericd predict`` writes); a ``--ranked K`` file is scored by its first
+    K codes as a set. It grows with longer candidate lists while their
+    precision holds up, so settings are never tuned on it alone.
 * **Evidence plausibility** (MDACE / PLM-ICD style), over classifier rows,
   each a pair (attention weights, coders' phrase mask) on the same tokens:
 
@@ -225,8 +227,9 @@ def end_to_end_scores(gold: CodeSets, pred: CodeSets, label_space: Iterable[str]
         label_space: when given, ``gold_in_label_space`` says which share of
             the gold codes lies in it (the recall ceiling of a label-space model).
         ranked: report id -> ranked codes (best first); when given, ``map``
-            (:func:`mean_average_precision`) and ``map_codiesp``
-            (:func:`codiesp_map`) are filled. The set figures never depend on it.
+            (:func:`mean_average_precision`) is filled. The set figures never
+            depend on it. ``map_codiesp`` (:func:`codiesp_map`) is always
+            computed, on the predicted sets: the script ignores the order.
 
     Raises:
         ValueError: when ``pred`` or ``ranked`` holds a report that ``gold`` lacks.
@@ -253,7 +256,9 @@ def end_to_end_scores(gold: CodeSets, pred: CodeSets, label_space: Iterable[str]
         instance=_mean_prf(per_report),
         reports=n, gold_codes=gold_all, predicted_codes=pred_all, gold_in_label_space=coverage,
         map=None if ranked is None else mean_average_precision(gold, ranked),
-        map_codiesp=None if ranked is None else codiesp_map(gold, ranked))
+        # the script ranks a report's codes alphabetically whatever their order, so a ranking over the whole label
+        # space scores the same for every system: what it tells apart is the set a system submits
+        map_codiesp=codiesp_map(gold, {rid: sorted(codes) for rid, codes in pred.items()}))
 
 
 COMPARE_COLUMNS = ("system", "subset_accuracy", "micro_precision", "micro_recall", "micro_f1",

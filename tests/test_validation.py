@@ -236,17 +236,18 @@ def share(outcomes, split):
     return outcome
 
 
-def _all_dev(dataset, tmp_path, round_splits):
-    """A copy with every test report moved to dev (both tables) and the manifest's round_splits set."""
-    def to_dev(rows):
+def _moved(dataset, tmp_path, round_splits, to="dev", source="test"):
+    """A copy with the ``source`` split's reports (every report for ``source=None``) moved to ``to`` in
+    both tables, and the manifest's round_splits set."""
+    def move(rows):
         for row in rows:
-            if row["split"] == "test":
-                row["split"] = "dev"
+            if source is None or row["split"] == source:
+                row["split"] = to
 
-    folder = corrupt(dataset, tmp_path, "reports.parquet", to_dev)
+    folder = corrupt(dataset, tmp_path, "reports.parquet", move)
     table = pq.read_table(folder / "sentences.parquet")
     rows = table.to_pylist()
-    to_dev(rows)
+    move(rows)
     pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "sentences.parquet")
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["config"]["round_splits"] = round_splits
@@ -257,11 +258,11 @@ def _all_dev(dataset, tmp_path, round_splits):
 def test_split_by_round_skips_the_proportion_check(dataset, tmp_path):
     (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
     # a hash split with no test report fails the test share (and dev's, now about 0.30)
-    report, _ = failing(_all_dev(dataset, tmp_path / "hash", {}))
+    report, _ = failing(_moved(dataset, tmp_path / "hash", {}))
     assert not share(report.results, "test").success and not share(report.results, "dev").success
     assert share(report.results, "test").observed == 0.0
     # the same tables, the round placing every report: shares are what the round says, nothing fails
-    report = check_dataset(_all_dev(dataset, tmp_path / "round", {round_id: "dev"}))
+    report = check_dataset(_moved(dataset, tmp_path / "round", {round_id: "dev"}))
     assert share(report.results, "test").observed == 0.0
     assert "min_value=0, max_value=1" in share(report.results, "dev").name
 
@@ -397,31 +398,19 @@ def test_an_empty_label_space_fails(dataset, tmp_path):
 def test_an_empty_split_fails_for_a_hash_split_only(dataset, tmp_path):
     (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
     # the hash made the splits: an empty test split is a fault
-    report, names = failing(_all_dev(dataset, tmp_path / "hash", {}))
+    report, names = failing(_moved(dataset, tmp_path / "hash", {}))
     assert SPLIT_REPORTS in names
     assert by_name(report)[SPLIT_REPORTS].failing_rows == [{"split": "test"}]
     assert "split=test: reports=0" in report.message()
     # the round placed every report (CodiEsp: train and dev rounds, no test): nothing to report
-    report = check_dataset(_all_dev(dataset, tmp_path / "round", {round_id: "dev"}))
+    report = check_dataset(_moved(dataset, tmp_path / "round", {round_id: "dev"}))
     (outcome,) = [o for o in report.results if o.name == SPLIT_REPORTS]
     assert outcome.success and outcome.element_count == 2  # train and dev are checked, test is not
 
 
 def test_an_empty_train_split_fails_even_when_rounds_place_the_reports(dataset, tmp_path):
     (round_id,) = set(pq.read_table(dataset / "reports.parquet")["round_id"].to_pylist())
-
-    def all_dev(rows):
-        for row in rows:
-            row["split"] = "dev"
-
-    folder = corrupt(dataset, tmp_path, "reports.parquet", all_dev)
-    table = pq.read_table(folder / "sentences.parquet")
-    rows = table.to_pylist()
-    all_dev(rows)
-    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), folder / "sentences.parquet")
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["config"]["round_splits"] = {round_id: "dev"}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
+    folder = _moved(dataset, tmp_path, {round_id: "dev"}, source=None)
     report, names = failing(folder)
     assert by_name(report)[SPLIT_REPORTS].failing_rows == [{"split": "train"}]
     assert by_name(report)[SPLIT_FOCUS].failing_rows == [{"split": "train"}]
