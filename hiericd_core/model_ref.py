@@ -62,6 +62,10 @@ def download_model_folder(reference: str, dst: str | Path, catalog: Catalog | No
         if not db.is_file():
             raise ModelRefError(f"{reference}: no MLflow store at {db}; register a model first (hiericd register) "
                                 "or set HIERICD_HOME / MLFLOW_TRACKING_URI")
+    # download_artifacts does not carry registry_uri down to the models:/ resolution (MLflow 3.17): without the
+    # fluent URIs set it looks in ./mlflow.db and finds no model. registry_store points them the same way.
+    mlflow.set_tracking_uri(store)
+    mlflow.set_registry_uri(store)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store,
                                                          registry_uri=store))

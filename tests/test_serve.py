@@ -135,6 +135,17 @@ def test_predict_takes_a_registry_reference_for_the_model(tmp_path_factory, tmp_
         result = runner.invoke(app, ["predict", reference, str(folder), "--out", str(tmp_path / "ref.tsv")])
         assert result.exit_code == 0, result.output
         assert (tmp_path / "ref.tsv").read_text() == (tmp_path / "folder.tsv").read_text(), reference
+    # a fresh process from another folder: no MLflow URI set by an earlier call in this one (the in-process runs
+    # above inherit them), and nothing written where the command runs
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    done = subprocess.run([sys.executable, "-m", "hiericd_core.cli", "predict", "champion", str(folder), "--out",
+                           str(tmp_path / "fresh.tsv")], cwd=elsewhere, env={**env, "HIERICD_HOME": str(catalog.root)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "fresh.tsv").read_text() == (tmp_path / "folder.tsv").read_text()
+    assert list(elsewhere.iterdir()) == []
     result = runner.invoke(app, ["predict", "models:/hiericd-pipeline/99", str(folder), "--out",
                                  str(tmp_path / "ref.tsv")])
     assert result.exit_code == 2 and "models:/hiericd-pipeline/99: no such model" in result.output
