@@ -43,7 +43,7 @@ demo: $(STAMP)
 	$(BIN)/python -m hiericd_core.demo --reports $(DEMO_REPORTS) --seed $(DEMO_SEED) --min-count $(DEMO_MIN_COUNT) $(if $(ROUND),--round $(ROUND))
 
 test: $(STAMP) services
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Servers that tests/test_services.py starts on loopback ports: Redis and PostgreSQL from Debian's packages
 # when missing. Only where they cannot be installed (no root or no apt-get) do those tests skip, saying why.

@@ -85,12 +85,12 @@ def visible(folder: Path) -> list[str]:
 
 
 def kill_points(count_file: Path, runtime: float, rng: random.Random) -> list[dict]:
-    """Two kills before a random rename (one of the last three: the swap into place is among them), one before
-    any rename, and two after a random time within the uninterrupted run's duration."""
+    """Two kills before a random rename (one of the last three: the swap into place is among them) and one after
+    a random time within the uninterrupted run's duration (each kill costs two runs of the command)."""
     renames = int(count_file.read_text())
     assert renames > 5
-    return ([{"kill_at": rng.randint(1, renames - 3)}, {"kill_at": rng.randint(renames - 2, renames)}]
-            + [{"kill_after": rng.uniform(0.3, runtime)} for _ in range(2)])
+    return [{"kill_at": rng.randint(1, renames - 3)}, {"kill_at": rng.randint(renames - 2, renames)},
+            {"kill_after": rng.uniform(0.3, runtime)}]
 
 
 @pytest.fixture(scope="module")
