@@ -11,6 +11,7 @@ Everything lives under one root, ``HIERICD_HOME`` (default ``./var``)::
     mlflow/                   sqlite tracking/registry store + artifacts, decisions/ of the promotion gate
     airflow/                  AIRFLOW_HOME (sqlite metadata DB, logs)
     bench/                    benchmark scratch space
+    cache/segments/           segmented reports by content hash (data set builds; safe to delete)
 
 Other modules take paths as arguments; only the CLI, the DAGs and the MLflow
 helpers ask the catalog where things are. Files are written through
@@ -154,6 +155,11 @@ class Catalog:
     @property
     def bench(self) -> Path:
         return self.root / "bench"
+
+    @property
+    def segment_cache(self) -> Path:
+        """Segmented reports by content hash (:class:`hiericd_core.datasets.SegmentCache`); deleting it is safe."""
+        return self.root / "cache" / "segments"
 
     def ensure(self) -> Catalog:
         """Create the top-level folders; return ``self``."""

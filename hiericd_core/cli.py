@@ -368,6 +368,8 @@ def datasets(
         "--split-by-round", metavar="ROUND_ID=SPLIT",
         help="put every report of a round (its round.toml id) in one split instead of the 70/15/15 hash, "
              "e.g. --split-by-round codiesp-train=train --split-by-round codiesp-dev=dev; repeatable")] = None,
+    no_cache: Annotated[bool, typer.Option(
+        "--no-cache", help="segment every report, neither reading nor writing the catalog's cache/segments")] = False,
 ):
     """Build the sentence- and report-level Parquet data sets (+ label space, manifest)."""
     from hiericd_core import pipeline
@@ -380,7 +382,8 @@ def datasets(
         round_splits = parse_round_splits(split_by_round or [])
         merged_dirs = [_merged_dir(path, catalog) for path in rounds]
         built = pipeline.datasets(merged_dirs, catalog, min_count=min_count, seed=seed, backend=backend,
-                                  progress=sys.stderr.isatty(), round_splits=dict(round_splits), out=out)
+                                  progress=sys.stderr.isatty(), round_splits=dict(round_splits), out=out,
+                                  cache=not no_cache)
     except DatasetError as exc:
         raise UserError(str(exc)) from exc
     except ValidationError as exc:
@@ -391,6 +394,7 @@ def datasets(
         "split_mode": manifest["split_mode"], "splits": manifest["splits"],
         "label_space_size": manifest["label_space_size"],
         "left_out_reports": manifest["left_out_reports"], "alignment": manifest["alignment"],
+        "segment_cache": built["segment_cache"] or "off (--no-cache)",
         "great_expectations": f"passed; Data Docs: {built['data_docs']}"})
 
 

@@ -37,12 +37,24 @@ version of each report wins is decided from the rounds' small columns
 appended to the Parquet files in row groups of ``ROW_GROUP`` rows, the same
 bytes a single write of the whole table gives. Counts for the label space
 and the manifest are summed as the batches pass.
+
+Segmenting is most of a build's time, and a data set over rounds 1..n
+holds every report of rounds 1..n-1 again, so segmentation can be memoised
+per report in a :class:`SegmentCache` (the catalog's ``cache/segments/``):
+keyed by a hash of the text, the reason for visit and the segmenter's
+identity, so only new or changed reports are segmented, and the data set is
+the same bytes as a build without the cache. Which version of a report wins
+does not depend on the cache. Hits and misses are returned beside the data
+set (:attr:`Dataset.segment_cache`), never written into it.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
+import logging
+import re
 from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -60,7 +72,9 @@ from hiericd_core.dataset_sources import (  # noqa: F401 - re-exported: part of 
     parquet_batches,
 )
 from hiericd_core.parallel import usable_cpus
-from hiericd_core.segment import Segmenter, SegmenterConfig
+from hiericd_core.segment import Segmenter, SegmenterConfig, Sentence, Token
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "dev", "test")
 
@@ -214,6 +228,132 @@ class SegmenterPool:
         return out
 
 
+Segmented = tuple[list[Sentence], list[str]]  # a report's sentences and its reason for visit's tokens
+
+
+class SegmentCache:
+    """Segmented reports memoised on disk, one small JSON file per distinct (text, reason, segmenter).
+
+    An entry lives at ``<folder>/<k[:2]>/<k>.json``, where ``k`` is the SHA-256
+    (hex) of the segmenter's :meth:`~hiericd_core.segment.Segmenter.identity`
+    and the two texts: nothing from a user's files becomes part of a path. It
+    holds the key again, each sentence as ``[start, end, [token start, token
+    end, ...]]`` (the texts are slices of the report, rebuilt on reading) and
+    the reason for visit's tokens. JSON, not pickle: the catalog is shared
+    storage, and loading a pickle runs code. Entries are written atomically;
+    one that cannot be read, does not parse or does not fit its text is a
+    miss, and is rewritten. Nothing is ever deleted: removing the folder is
+    always safe.
+    """
+
+    def __init__(self, folder: str | Path, segmenter: Segmenter):
+        self.folder = Path(folder)
+        self.identity = segmenter.identity()
+        self.stats: Counter[str] = Counter({"hits": 0, "misses": 0, "corrupt": 0, "write_errors": 0})
+
+    def key(self, text: str, reason: str) -> str:
+        """The entry's SHA-256 hex for one report (JSON keeps the three strings apart unambiguously)."""
+        return hashlib.sha256(json.dumps([self.identity, text, reason]).encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        """The entry's file; ``key`` is always one of :meth:`key`'s, never a user's string."""
+        assert _SHA256_HEX.fullmatch(key), key
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str, text: str, reason: str) -> Segmented | None:
+        """The cached segmentation of ``(text, reason)``, or None (absent or unusable: then counted ``corrupt``)."""
+        path = self.path(key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("segment cache: cannot read %s (%s); segmenting again", path, exc)
+            self.stats["corrupt"] += 1
+            return None
+        try:
+            return _decode(json.loads(raw), key, text)
+        except (ValueError, TypeError, KeyError, IndexError):  # not JSON, wrong shape, offsets that do not fit
+            log.warning("segment cache: %s is unusable; segmenting again and rewriting it", path)
+            self.stats["corrupt"] += 1
+            return None
+
+    def put(self, key: str, value: Segmented) -> None:
+        """Write an entry atomically; a failed write (read-only or full catalog) costs only a future miss."""
+        from hiericd_core.files import atomic_write_bytes
+
+        sentences, r4v = value
+        entry = {"key": key, "sentences": [[s.start, s.end, [x for t in s.tokens for x in (t.start, t.end)]]
+                                           for s in sentences], "r4v": r4v}
+        try:
+            atomic_write_bytes(self.path(key), json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+                               .encode())
+        except OSError as exc:
+            if not self.stats["write_errors"]:
+                log.warning("segment cache: cannot write under %s (%s); building without storing", self.folder, exc)
+            self.stats["write_errors"] += 1
+
+    def segment(self, pool: SegmenterPool, items: list[tuple[str, str]], bar=None) -> list[Segmented]:
+        """What ``pool.segment(items)`` gives, segmenting only the items not in the cache (each distinct one once)."""
+        keys = [self.key(text, reason) for text, reason in items]
+        found: dict[str, Segmented] = {}
+        todo: dict[str, tuple[str, str]] = {}
+        # Reading a batch makes hundreds of thousands of tokens, and each thousand allocations may start a cyclic
+        # garbage collection over everything built so far: that took most of a warm build's time. Tokens and
+        # sentences are tuples of strings and ints, so no cycle can form while collection is off.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for key, item in zip(keys, items, strict=True):
+                if key not in found and key not in todo:
+                    hit = self.get(key, *item)
+                    if hit is None:
+                        todo[key] = item
+                    else:
+                        found[key] = hit
+        finally:
+            if collecting:
+                gc.enable()
+        self.stats["hits"] += len(items) - len(todo)
+        self.stats["misses"] += len(todo)
+        if bar is not None:
+            bar.update(len(items) - len(todo))
+        for key, value in zip(todo, pool.segment(list(todo.values()), bar), strict=True):
+            self.put(key, value)
+            found[key] = value
+        return [found[key] for key in keys]
+
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _decode(entry: dict, key: str, text: str) -> Segmented:
+    """An entry's sentences rebuilt over ``text``.
+
+    Raises:
+        ValueError: the entry is not for ``key`` or its offsets do not fit ``text`` (a damaged entry is refused,
+            never used).
+    """
+    def check(ok: bool) -> None:
+        if not ok:
+            raise ValueError("segment cache entry does not fit its text")
+
+    check(entry["key"] == key)
+    sentences = []
+    make_token = Token._make  # a warm build makes every token of every report here: the fastest constructor
+    for start, end, offsets in entry["sentences"]:
+        check(0 <= start < end <= len(text) and len(offsets) % 2 == 0)
+        starts, ends = offsets[0::2], offsets[1::2]
+        check(not starts or (start <= min(starts) and max(ends) <= end
+                             and all(s < e for s, e in zip(starts, ends, strict=True))))
+        tokens = tuple(map(make_token, zip([text[s:e] for s, e in zip(starts, ends, strict=True)], starts, ends,
+                                           strict=True)))
+        sentences.append(Sentence(start, end, text[start:end], tokens))
+    r4v = entry["r4v"]
+    check(isinstance(r4v, list) and all(isinstance(t, str) for t in r4v))
+    return sentences, r4v
+
+
 def segment_all(items: list[tuple[str, str]], config: SegmenterConfig, workers: int, progress: bool = False):
     """Segment ``(text, reason_for_visit)`` pairs, in order, on ``workers`` processes."""
     from tqdm import tqdm
@@ -277,6 +417,9 @@ class Dataset:
     label_space: dict
     manifest: dict
     scratch: object = field(default=None, repr=False)  # the TemporaryDirectory holding the files, if ours
+    # hits, misses, corrupt (unusable entries rewritten) and write_errors of the segment cache; empty without one.
+    # Kept out of the manifest: the data set's bytes do not depend on the cache.
+    segment_cache: dict[str, int] = field(default_factory=dict)
 
     @property
     def sentences(self) -> dict[str, list]:
@@ -294,7 +437,8 @@ class Dataset:
 
 
 def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | None = None,
-                  progress: bool = False, scratch_dir: str | Path | None = None) -> Dataset:
+                  progress: bool = False, scratch_dir: str | Path | None = None,
+                  segment_cache: str | Path | None = None) -> Dataset:
     """Build both tables from merged rounds (see the module docstring), in batches.
 
     Args:
@@ -303,6 +447,8 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
         progress: show a progress bar.
         scratch_dir: where the built files wait for :func:`write_dataset` (default: the system's temp folder);
             they take about the size of the data set, twice while building.
+        segment_cache: a :class:`SegmentCache` folder to read and write (the catalog's ``cache/segments``);
+            None segments every report.
 
     Raises:
         DatasetError: when a folder is not a merged round, the rounds mix
@@ -326,6 +472,7 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
                            f"({', '.join(sorted(known_rounds))}); use the round ids of their round.toml")
     seg_config = SegmenterConfig(language=config.language or choice.language, backend=config.backend)
     segmenter = Segmenter(seg_config)
+    cache = SegmentCache(segment_cache, segmenter) if segment_cache is not None else None
     sentence_schema, report_schema = _schemas()
     spill_schema = pa.schema([f for f in sentence_schema if f.name not in ("multi_code", "classifier_row")])
     scratch = tempfile.TemporaryDirectory(prefix="hiericd-dataset-", dir=scratch_dir)
@@ -342,7 +489,8 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
             # segmented sentences are heavy Python objects: a few at a time, straight into Arrow
             for at in range(0, len(chunk), SEGMENT_BATCH):
                 part = chunk[at: at + SEGMENT_BATCH]
-                segmented = pool.segment([(sources[r].text, sources[r].reason_for_visit) for r in part], bar)
+                items = [(sources[r].text, sources[r].reason_for_visit) for r in part]
+                segmented = cache.segment(pool, items, bar) if cache is not None else pool.segment(items, bar)
                 sentences, reports = _rows(part, sources, segmented, choice, config, tally)
                 spill.write(pa.Table.from_pydict({n: sentences[n] for n in spill_schema.names},
                                                  schema=spill_schema))
@@ -360,7 +508,12 @@ def build_dataset(merged_dirs: Sequence[str | Path], config: DatasetConfig | Non
                       set(label_codes), tally)
     (folder / "sentences.spill.parquet").unlink()
     manifest = _manifest(config, seg_config, segmenter.describe(), tally, label_space, choice.info)
-    return Dataset(folder / "sentences.parquet", folder / "reports.parquet", label_space, manifest, scratch)
+    stats = dict(cache.stats) if cache is not None else {}
+    if cache is not None:
+        log.info("segment cache %s: %d hits, %d misses, %d unusable entries rewritten", cache.folder,
+                 stats["hits"], stats["misses"], stats["corrupt"])
+    return Dataset(folder / "sentences.parquet", folder / "reports.parquet", label_space, manifest, scratch,
+                   stats)
 
 
 def _rows(report_ids: list[str], sources: dict[str, SourceReport], segmented: list, choice: Choice,

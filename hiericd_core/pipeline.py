@@ -159,7 +159,7 @@ def merged_rounds(catalog: Catalog, like: str | Path | None = None) -> list[Path
 
 def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int = 10, seed: int = 13,
              backend: str = "auto", progress: bool = False, round_splits: dict[str, str] | None = None,
-             out: str | Path | None = None) -> dict:
+             out: str | Path | None = None, cache: bool = True) -> dict:
     """Build the data set from merged rounds (oldest first), gate it, and put it in ``datasets/<version>/``.
 
     The folder is built and validated in a scratch folder beside its
@@ -173,8 +173,13 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
     that split instead of the hash's (CodiEsp: ``{"codiesp-train": "train",
     "codiesp-dev": "dev"}``).
 
+    With ``cache`` (the default) reports are segmented through the catalog's
+    ``cache/segments/``, so only reports new since an earlier build are
+    segmented; the data set is the same bytes either way.
+
     Returns:
-        ``{"version", "path", "manifest", "data_docs"}``.
+        ``{"version", "path", "manifest", "data_docs", "segment_cache"}``; ``segment_cache`` counts hits,
+        misses, corrupt (unusable entries rewritten) and write_errors, and is empty with ``cache=False``.
 
     Raises:
         DatasetError: nothing usable in the rounds, a bad split setting, or ``out`` is a folder that holds
@@ -191,7 +196,8 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
     with staging_dir(out.parent if out is not None else catalog.datasets, "dataset") as scratch:
         # the builder's own scratch files (about the data set's size) stay beside the destination too, not in a
         # /tmp that may be memory
-        dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress, scratch_dir=scratch)
+        dataset = build_dataset([Path(p) for p in merged_dirs], config, progress=progress, scratch_dir=scratch,
+                                segment_cache=catalog.segment_cache if cache else None)
         folder = write_dataset(dataset, scratch / "dataset")
         dataset.scratch.cleanup()
         version = dataset.manifest["version"]
@@ -203,7 +209,7 @@ def datasets(merged_dirs: list[str | Path], catalog: Catalog, *, min_count: int 
         replace_dir(folder, target)
     report = report.moved(target)
     return {"version": version, "path": str(target), "manifest": str(target / "manifest.json"),
-            "data_docs": report.docs_index}
+            "data_docs": report.docs_index, "segment_cache": dataset.segment_cache}
 
 
 def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path | None = None,

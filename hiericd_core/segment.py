@@ -39,6 +39,10 @@ from typing import Literal, NamedTuple
 
 Backend = Literal["auto", "scispacy", "pysbd", "rule"]
 CHUNK_CHARS = 100_000  # a longer text is segmented in chunks cut at line breaks (see the module docstring)
+# Part of every segment-cache key (:meth:`Segmenter.identity`): bump it whenever a change to this module's rules
+# (abbreviations, the plain-line fast path, line splitting, chunking) can change a sentence or a token, so data
+# sets built afterwards re-segment instead of reusing what the old rules gave.
+SEGMENTER_VERSION = 1
 
 SCISPACY_MODELS = ("en_core_sci_lg", "en_core_sci_md", "en_core_sci_sm")
 
@@ -138,6 +142,28 @@ class Segmenter:
             tokenizer = "scispacy-tokenizer" if self.config.language == "en" else f"spacy-{self.config.language}"
             return f"pysbd:{self.config.language}+{tokenizer}"
         return "rule"
+
+    def identity(self) -> str:
+        """Everything besides the text that decides this segmenter's output, as one string (for cache keys).
+
+        :meth:`describe` (backend, model, language), :data:`SEGMENTER_VERSION`,
+        :data:`CHUNK_CHARS`, and the versions of the libraries and model the
+        backend runs on, since an upgrade of spaCy, scispaCy, pysbd or a model
+        can move a sentence or a token.
+        """
+        from importlib.metadata import PackageNotFoundError, version
+
+        packages = [] if self.backend == "rule" else ["spacy", "pysbd", "scispacy"]
+        if self.backend == "scispacy":
+            packages.append(str(installed_scispacy_model(self.config.model)))
+        versions = []
+        for name in packages:
+            try:
+                versions.append(f"{name}={version(name)}")
+            except PackageNotFoundError:
+                versions.append(f"{name}=none")
+        return "|".join([f"v{SEGMENTER_VERSION}", self.describe(), f"language={self.config.language}",
+                         f"chunk={CHUNK_CHARS}", *versions])
 
     def segment(self, text: str) -> list[Sentence]:
         """Return the sentences of ``text`` in order, with their tokens (long texts in chunks: module docstring)."""
