@@ -43,7 +43,6 @@ phrase memory, are in :mod:`hiericd_core.infer_dataset`.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -579,9 +578,9 @@ class Predictor:
 
         texts, metadata, round_language = report_folder(input_dir)
         problems: list[dict] = []
-        reasons = _read_reasons(metadata, problems)
-        reports, files = [], {}
         paths = sorted(texts.glob("*.txt"))
+        reasons = _read_reasons(metadata, {p.stem for p in paths}, problems)
+        reports, files = [], {}
         for path in paths:
             files[path.stem] = path.name
             if path.is_dir():
@@ -725,18 +724,18 @@ def _worker_predict(job: tuple[int, list[dict], int, int]) -> list[ReportPredict
     return _WORKER["predictor"]._predict(reports, batch_size, first, ranked)
 
 
-def _read_reasons(path: Path | None, problems: list[dict]) -> dict[str, str]:
+def _read_reasons(path: Path | None, report_ids: set[str], problems: list[dict]) -> dict[str, str]:
+    """Reasons for visit by report id from ``metadata.csv``, read as a round's is: a bad row is a problem with
+    its line, never the rows after it (:func:`hiericd_core.rounds.read_metadata`)."""
+    from hiericd_core.rounds import read_metadata
+
     if path is None or not path.is_file():
         return {}
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
-        problems.append({"file": path.name, "problem": f"cannot read it ({exc}); reasons for visit left out"})
-        return {}
-    if rows and not {"report_id", "reason_for_visit"} <= set(rows[0]):
+    rows, has_reason, quarantined = read_metadata(path, report_ids)
+    problems += [{"file": path.name, "problem": q.problem.reason if q.problem.line is None
+                  else f"line {q.problem.line}: {q.problem.reason}"} for q in quarantined]
+    if rows and not has_reason:
         problems.append({"file": path.name, "problem": "needs columns report_id and reason_for_visit; "
                                                        "reasons for visit left out"})
         return {}
-    # a short row gives None for its missing cells (DictReader), a long one a list under the None key
-    return {str(row["report_id"]): row["reason_for_visit"] or "" for row in rows if row["report_id"] is not None}
+    return {report_id: row.get("reason_for_visit", "") for report_id, row in rows.items()}

@@ -531,7 +531,7 @@ def _load_layout(root: Path, reader: _Reader, progress: bool) -> Round:
                 continue
             files.setdefault(stem, {})[who] = ann
 
-    metadata, has_r4v, meta_problems = _read_metadata(root / "metadata.csv", set(texts) | bad_texts)
+    metadata, has_r4v, meta_problems = read_metadata(root / "metadata.csv", set(texts) | bad_texts)
     reader.quarantined.extend(meta_problems)
 
     reports: dict[str, Report] = {}
@@ -651,7 +651,7 @@ _OPEN_QUOTE = "unexpected end of data"  # csv's strict-mode error for a quoted f
 MAX_RECORD_LINES = 100  # a quoted field may hold line breaks; one spanning more lines is a stray quote
 
 
-def _read_metadata(
+def read_metadata(
     path: Path, report_ids: set[str]
 ) -> tuple[dict[str, dict[str, str]], bool, list[Quarantined]]:
     """Read ``metadata.csv``; bad rows are quarantined with their line, never the rows after them.

@@ -100,6 +100,28 @@ def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp
     assert sorted(f"{r.report_id}\t{c.code}" for r in direct for c in r.codes) == lines
 
 
+def test_predict_folder_reads_metadata_strictly_a_stray_quote_costs_its_own_row(model, reports, tmp_path):
+    predictor = Predictor.load(model[0], threads=1)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = reports[:3]
+    for r in good:
+        (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    rows = [f"{r['report_id']},\"{r['reason_for_visit']}\"\n" for r in good]
+    rows[0] = f"{good[0]['report_id']},\"{good[0]['reason_for_visit']}\n"  # the quote never closes
+    (folder / "metadata.csv").write_text("report_id,reason_for_visit\n" + "".join(rows), encoding="utf-8")
+    summary = predictor.predict_folder(folder, tmp_path / "p.tsv")
+    (problem,) = summary["problems"]
+    assert problem["file"] == "metadata.csv" and problem["problem"].startswith("line 2: malformed CSV")
+    assert problem["problem"].endswith("row left out")
+    # the rows after it keep their reasons: the same codes as predicting with exactly those reasons
+    direct = predictor.predict([{"report_id": r["report_id"], "text": r["text"],
+                                 "reason_for_visit": "" if i == 0 else r["reason_for_visit"]}
+                                for i, r in enumerate(good)])
+    assert sorted(f"{r.report_id}\t{c.code}" for r in direct for c in r.codes) == \
+        (tmp_path / "p.tsv").read_text(encoding="utf-8").splitlines()
+
+
 def test_worker_processes_give_the_same_results(model, reports, monkeypatch, tmp_path):
     import shutil
     from dataclasses import asdict
