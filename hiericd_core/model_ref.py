@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hiericd_core.catalog import Catalog
-from hiericd_core.registry_store import CHALLENGER, CHAMPION, PIPELINE, tracking_uri
+from hiericd_core.registry_store import CHALLENGER, CHAMPION, PIPELINE, point_fluent_api, tracking_uri
 
 _REFERENCE = re.compile(r"models:/(?P<name>[\w.-]+)(?:@(?P<alias>[\w-]+)|/(?P<version>\d+))")
 
@@ -63,9 +63,8 @@ def download_model_folder(reference: str, dst: str | Path, catalog: Catalog | No
             raise ModelRefError(f"{reference}: no MLflow store at {db}; register a model first (hiericd register) "
                                 "or set HIERICD_HOME / MLFLOW_TRACKING_URI")
     # download_artifacts does not carry registry_uri down to the models:/ resolution (MLflow 3.17): without the
-    # fluent URIs set it looks in ./mlflow.db and finds no model. registry_store points them the same way.
-    mlflow.set_tracking_uri(store)
-    mlflow.set_registry_uri(store)
+    # fluent URIs set it looks in ./mlflow.db and finds no model
+    point_fluent_api(store)
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=store,
                                                          registry_uri=store))

@@ -45,18 +45,14 @@ def _embedded(uri: str) -> bool:
     return uri.startswith("sqlite:") or uri.startswith("file:")
 
 
-def _client(catalog: Catalog | None):
-    """An MlflowClient on the store; the fluent API is pointed there too (model logging uses it)."""
-    import mlflow
-    from mlflow import MlflowClient
+def point_fluent_api(uri: str) -> None:
+    """Point MLflow's fluent API (tracking and registry) at ``uri`` without leaking it into the environment.
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    catalog = catalog or Catalog.from_env()
-    uri = tracking_uri(catalog)
-    if _embedded(uri):
-        catalog.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
-    # MLflow's setters also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which would then outrank the
-    # catalog of every later call in this process (an Airflow worker serves many catalogs): put them back
+    MLflow's setters also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which would then outrank the
+    catalog of every later call in this process (an Airflow worker serves many catalogs): they are put back.
+    """
+    import mlflow
+
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -65,6 +61,18 @@ def _client(catalog: Catalog | None):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def _client(catalog: Catalog | None):
+    """An MlflowClient on the store; the fluent API is pointed there too (model logging uses it)."""
+    from mlflow import MlflowClient
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    catalog = catalog or Catalog.from_env()
+    uri = tracking_uri(catalog)
+    if _embedded(uri):
+        catalog.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
+    point_fluent_api(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

@@ -135,6 +135,8 @@ def test_predict_takes_a_registry_reference_for_the_model(tmp_path_factory, tmp_
         result = runner.invoke(app, ["predict", reference, str(folder), "--out", str(tmp_path / "ref.tsv")])
         assert result.exit_code == 0, result.output
         assert (tmp_path / "ref.tsv").read_text() == (tmp_path / "folder.tsv").read_text(), reference
+        # the store a reference was read from must not outrank HIERICD_HOME in later calls of this process
+        assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ, reference
     # a fresh process from another folder: no MLflow URI set by an earlier call in this one (the in-process runs
     # above inherit them), and nothing written where the command runs
     elsewhere = tmp_path / "elsewhere"
