@@ -271,9 +271,9 @@ def evaluate_model(model_dir: str | Path, dataset_dir: str | Path, split: str = 
     """The paper's Tables 3–5 (and evidence plausibility) for a model, baselines side by side.
 
     Writes ``evaluation-<split>.json`` and ``evaluation-<split>.md`` into the model folder. Each
-    system's end-to-end scores hold both MAPs of its ranked codes (``map``, trec_eval's;
-    ``map_codiesp``, the figure of CodiEsp's script: :mod:`hiericd_core.evaluate`); the model
-    ranks every label-space code (:meth:`~hiericd_core.infer.Predictor.rank_codes`).
+    system's end-to-end scores hold ``map`` (trec_eval's, of its ranked codes; the model ranks
+    every label-space code: :meth:`~hiericd_core.infer.Predictor.rank_codes`) and ``map_codiesp``
+    (the figure of CodiEsp's script, of its predicted codes: :mod:`hiericd_core.evaluate`).
 
     Returns:
         ``{"split", "variant", "tagger", "classifier", "end_to_end": {system: scores}, "evidence", "table"}``.
