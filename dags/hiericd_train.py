@@ -1,4 +1,5 @@
-"""hiericd_train: data set → word vectors → tagger ∥ classifier → metrics → evaluation → MLflow ``challenger``.
+"""hiericd_train: data set → word vectors → tagger ∥ classifier → metrics → tuning → evaluation → MLflow
+``challenger``.
 
 Runs when the round DAG emits ``hiericd_datasets`` (on the data set that
 event names) and every Monday at 03:00 UTC (on the newest data set of the
@@ -13,7 +14,10 @@ The two models train as parallel tasks: ``prepare`` writes the vocabulary,
 the word vectors and the resolved config into the model folder
 (``$HIERICD_HOME/models/<data set version>-<run>/``), ``train_tagger`` and
 ``train_classifier`` each read them and write their checkpoint, ``finish``
-writes ``metrics.json``. ``evaluate`` scores the model end to end on the test
+writes ``metrics.json``. ``tune`` chooses the inference rule and the phrase
+memory by ``tune_folds``-fold cross-validation over the training split
+(``hiericd tune``; 0 keeps the paper's rule), so neither dev nor test is
+looked at. ``evaluate`` scores the model end to end on the test
 split beside the baselines; ``register`` logs the run to MLflow, registers it
 as ``hiericd-pipeline@challenger`` and emits ``hiericd_challenger``, which the
 promotion DAG is scheduled on. A failed task emits nothing, so promotion does
@@ -52,6 +56,9 @@ TRAINING = {"retries": 1, "retry_delay": timedelta(minutes=2), "execution_timeou
         "config": Param({}, type="object", description="training settings over the defaults, "
                         "e.g. {\"tagger_epochs\": 1}"),
         "config_file": Param("", type="string", description="a TOML training config (optional)"),
+        "tune_folds": Param(5, type="integer", minimum=0, description="folds of the cross-validation that "
+                            "chooses the inference rule and phrase memory on the training split; 0: keep the "
+                            "paper's rule"),
     },
     default_args={"retries": 0},
     doc_md=__doc__,
@@ -117,6 +124,17 @@ def hiericd_train():
 
         return finish_stage(plan["model"])["out_dir"]
 
+    @task(**TRAINING)
+    def tune(plan: dict, model: str, params=None) -> str:
+        from hiericd_core import pipeline
+
+        folds = int(params["tune_folds"])
+        if folds == 1:
+            raise AirflowFailException("tune_folds = 1: give 0 (no tuning) or at least 2 folds")
+        if folds:
+            pipeline.tune(model, plan["dataset"], folds=folds)
+        return model
+
     @task(retries=1, retry_delay=timedelta(minutes=2), execution_timeout=timedelta(hours=2))
     def evaluate(plan: dict, model: str) -> dict:
         from hiericd_core import pipeline
@@ -147,7 +165,7 @@ def hiericd_train():
 
     plan = locate()
     prepared = prepare(plan)
-    model = finish(plan, train_tagger(plan, prepared), train_classifier(plan, prepared))
+    model = tune(plan, finish(plan, train_tagger(plan, prepared), train_classifier(plan, prepared)))
     register(plan, evaluate(plan, model))
 
 

@@ -202,6 +202,41 @@ def tune_cut(model: BinaryRelevance, corpus: Corpus, cuts: Sequence[float] | Non
     return float(best), curve
 
 
+def cross_validated_cut(kind: Kind, train: Corpus, label_space: Iterable[str], config: BaselineConfig,
+                        folds: int = 5, seed: int = 13, cuts: Sequence[float] | None = None
+                        ) -> tuple[float, dict[float, float]]:
+    """The LR or SVM decision cut chosen by k-fold cross-validation over ``train`` (no dev split looked at).
+
+    Each fold's model is fitted on the other folds (same label space) and
+    scores the fold; every cut is applied to the pooled out-of-fold scores
+    and the best micro F1 wins (ties: the higher cut). Folds as
+    :func:`hiericd_core.datasets.assign_folds`.
+
+    Returns:
+        ``(best cut, {cut: out-of-fold micro F1})``.
+    """
+    from hiericd_core.datasets import assign_folds
+
+    label_space = list(label_space)
+    cuts = sorted(cuts or (LR_CUTS if kind == "lr" else SVM_CUTS), reverse=True)
+    fold_of = assign_folds(train.report_ids, folds, seed)
+    texts = train.inputs(config.reason_for_visit)
+    predicted: dict[float, dict[str, set[str]]] = {float(c): {} for c in cuts}
+    for f in range(folds):
+        inside = [i for i, r in enumerate(train.report_ids) if fold_of[r] != f]
+        held = [i for i, r in enumerate(train.report_ids) if fold_of[r] == f]
+        model = fit_binary_relevance([texts[i] for i in inside], [train.codes[i] for i in inside], label_space,
+                                     kind, config)
+        scores = model.scores([texts[i] for i in held])
+        for cut in cuts:
+            predicted[float(cut)].update(zip([train.report_ids[i] for i in held], model._decide(scores, cut),
+                                             strict=True))
+    gold = train.gold()
+    curve = {cut: end_to_end_scores(gold, codes).micro.f1 for cut, codes in predicted.items()}
+    best = max(cuts, key=lambda cut: curve[float(cut)])  # max keeps the first (highest) cut among ties
+    return float(best), curve
+
+
 def fit_binary_relevance(train_texts: Sequence[str], train_codes: Sequence[Iterable[str]],
                          label_space: Iterable[str], kind: Kind = "lr",
                          config: BaselineConfig | None = None) -> BinaryRelevance:
@@ -413,12 +448,22 @@ class MajorityCode:
 
 
 def phrases_from_sentences(tokens: Iterable[Sequence[str]], masks: Iterable[Sequence[int]],
-                           codes: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
-    """``(phrase, code)`` of the single-code focus sentences: the masked tokens joined by spaces.
+                           codes: Iterable[Sequence[str]], code_masks: Iterable[Sequence[Sequence[int]]] | None = None
+                           ) -> list[tuple[str, str]]:
+    """``(phrase, code)`` of the focus sentences: the masked tokens joined by spaces.
 
-    A sentence with several codes is skipped: its mask cannot be split by code.
+    With ``code_masks`` (a data set's per-code masks) every code of every
+    sentence gives its own phrase; without them only single-code sentences
+    count, as a sentence's one mask cannot be split by code.
     """
     out = []
+    if code_masks is not None:
+        for toks, sentence_codes, per_code in zip(tokens, codes, code_masks, strict=True):
+            for code, mask in zip(sentence_codes, per_code, strict=True):
+                phrase = " ".join(t for t, m in zip(toks, mask, strict=True) if m)
+                if phrase:
+                    out.append((phrase, code))
+        return out
     for toks, mask, sentence_codes in zip(tokens, masks, codes, strict=True):
         if len(sentence_codes) == 1:
             phrase = " ".join(t for t, m in zip(toks, mask, strict=True) if m)
@@ -428,15 +473,19 @@ def phrases_from_sentences(tokens: Iterable[Sequence[str]], masks: Iterable[Sequ
 
 
 def load_corpus(dataset_dir: str | Path, split: str) -> Corpus:
-    """The reports of ``split`` of a data set folder, with phrases from its sentence masks."""
+    """The reports of ``split`` of a data set folder, with phrases from its per-code sentence masks."""
     import pyarrow.parquet as pq
 
     folder = Path(dataset_dir)
     reports = pq.read_table(folder / "reports.parquet", filters=[("split", "=", split)],
                             columns=["report_id", "text", "reason_for_visit", "codes"]).to_pydict()
-    sentences = pq.read_table(folder / "sentences.parquet", filters=[("split", "=", split), ("is_focus", "=", True)],
-                              columns=["tokens", "attention_mask", "codes"]).to_pydict()
-    phrases = phrases_from_sentences(sentences["tokens"], sentences["attention_mask"], sentences["codes"])
+    path = folder / "sentences.parquet"
+    per_code = "code_masks" in pq.read_schema(path).names  # data sets built before code_masks: single-code only
+    sentences = pq.read_table(path, filters=[("split", "=", split), ("is_focus", "=", True)],
+                              columns=["tokens", "attention_mask", "codes"] + (["code_masks"] if per_code else [])
+                              ).to_pydict()
+    phrases = phrases_from_sentences(sentences["tokens"], sentences["attention_mask"], sentences["codes"],
+                                     sentences.get("code_masks"))
     return Corpus(tuple(reports["report_id"]), tuple(reports["text"]),
                   tuple(r or "" for r in reports["reason_for_visit"]),
                   tuple(frozenset(c) for c in reports["codes"]), tuple(phrases))
@@ -527,12 +576,13 @@ def score_baseline(model, corpus: Corpus, label_space: Iterable[str] | None = No
 
 
 def compare_baselines(train: Corpus, test: Corpus, label_space: Sequence[str], config: BaselineConfig | None = None,
-                      out: str | Path | None = None, names: Sequence[str] = BASELINES, tune: Corpus | None = None
-                      ) -> dict[str, dict]:
+                      out: str | Path | None = None, names: Sequence[str] = BASELINES, tune: Corpus | None = None,
+                      cv_folds: int = 0) -> dict[str, dict]:
     """Fit each baseline on ``train`` and score it on ``test`` (see :func:`score_baseline`; adds ``fit_seconds``).
 
-    With ``tune`` (a dev split), the LR and SVM decision cuts are chosen on
-    it (:func:`tune_cut`); their results then hold ``cut`` and ``cut_curve``
+    With ``cv_folds`` (≥ 2), the LR and SVM decision cuts are chosen by
+    cross-validation over ``train`` (:func:`cross_validated_cut`); else with
+    ``tune`` (a dev split) they are chosen on it (:func:`tune_cut`); their results then hold ``cut`` and ``cut_curve``
     (``{cut: dev micro F1}``). With ``out``, each fitted model that can be
     saved goes to ``out/<name>/``.
     """
@@ -543,7 +593,11 @@ def compare_baselines(train: Corpus, test: Corpus, label_space: Sequence[str], c
         started = time.perf_counter()
         model = fit_baseline(name, train, label_space, config)
         extra: dict = {}
-        if tune is not None and isinstance(model, BinaryRelevance) and tune.report_ids:
+        if cv_folds and isinstance(model, BinaryRelevance):
+            cut, curve = cross_validated_cut(model.kind, train, label_space, config, cv_folds)
+            model = model.with_cut(cut)
+            extra = {"cut": cut, "cut_curve": {str(k): v for k, v in curve.items()}, "cut_chosen_by": "cv"}
+        elif tune is not None and isinstance(model, BinaryRelevance) and tune.report_ids:
             cut, curve = tune_cut(model, tune)
             model = model.with_cut(cut)
             extra = {"cut": cut, "cut_curve": {str(k): v for k, v in curve.items()}}
@@ -566,10 +620,11 @@ def run_baselines(dataset_dir: str | Path, split: str = "test", config: Baseline
         dataset_dir: a folder written by :func:`hiericd_core.datasets.write_dataset`.
         split: ``dev`` or ``test``.
         tune_split: the split the LR and SVM decision cuts are chosen on (train on train,
-            select on dev); None keeps the configured cuts. An empty split keeps them too.
+            select on dev); ``"cv"``: by 5-fold cross-validation over the training split, no
+            other split looked at; None keeps the configured cuts. An empty split keeps them too.
         merged_dirs: when given, the dictionary's phrases come from these
             merged rounds' final annotations of the training reports instead
-            of the sentence masks (which skip multi-code sentences).
+            of the data set's per-code sentence masks (tokens, not raw text).
         out: when given, each fitted model is saved in ``out/<name>/``.
 
     Returns:
@@ -585,6 +640,8 @@ def run_baselines(dataset_dir: str | Path, split: str = "test", config: Baseline
     train = load_corpus(folder, "train")
     if merged_dirs is not None:
         train = replace(train, phrases=corpus_from_merged(merged_dirs, train.report_ids).phrases)
+    if tune_split == "cv":
+        return compare_baselines(train, load_corpus(folder, split), label_space, config, out, cv_folds=5)
     tune = load_corpus(folder, tune_split) if tune_split else None
     return compare_baselines(train, load_corpus(folder, split), label_space, config, out, tune=tune)
 

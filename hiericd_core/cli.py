@@ -452,6 +452,31 @@ def train(
 
 @app.command()
 @user_errors
+def tune(
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="model folder (hiericd train)")],
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="the data set it was trained on")],
+    folds: Annotated[int, typer.Option(min=2, help="cross-validation folds over the training split")] = 5,
+):
+    """Choose the model's inference rule and phrase memory by k-fold cross-validation on the training split.
+
+    Trains one model per fold with the model's own settings, codes each
+    held-out fold with every rule of the grid, and writes the rule with the
+    best pooled micro F1 into MODEL (inference.json), with the training
+    split's phrase memory (phrases.json) and the table (tuning.json).
+    Neither the dev nor the test split is looked at.
+    """
+    from hiericd_core import pipeline
+
+    info = pipeline.tune(model, dataset, folds=folds, progress=sys.stderr.isatty())
+    tuning = info["tuning"]
+    say(console, "", f"{model}: rule {info['rule']!r} (cross-validated micro F1 {info['cv_micro_f1']:.3f} over "
+                     f"{tuning['reports']} training reports, {tuning['folds']} folds); phrase memory of "
+                     f"{info['phrases']} phrases; epochs by fold: tagger {tuning['epochs']['tagger']['per_fold']}, "
+                     f"classifier {tuning['epochs']['classifier']['per_fold']} → {model / 'tuning.json'}")
+
+
+@app.command()
+@user_errors
 def predict(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="model folder (hiericd train), or a registered "
                                          "pipeline: champion, challenger, models:/hiericd-pipeline@ALIAS, "

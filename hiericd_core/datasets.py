@@ -2,10 +2,13 @@
 
 * **sentences.parquet** — one row per sentence of every usable report:
   ``report_id, split, sentence_idx, start, end, text, tokens, token_starts,
-  token_ends, is_focus, codes, attention_mask, n_codes, multi_code,
-  classifier_row``. A sentence is a *focus sentence* when a final annotation
-  overlaps it; its codes are those annotations' codes; the attention mask is
-  1 on the tokens inside the coders' phrases. ``classifier_row`` marks the
+  token_ends, is_focus, codes, attention_mask, code_masks, n_codes,
+  multi_code, classifier_row``. A sentence is a *focus sentence* when a final
+  annotation overlaps it; its codes are those annotations' codes; the
+  attention mask is 1 on the tokens inside the coders' phrases, and
+  ``code_masks`` holds one such mask per code (in ``codes`` order: the
+  tokens of that code's phrases), so a multi-code sentence says which words
+  mean which code. ``classifier_row`` marks the
   rows the ICD classifier trains on: focus sentences with exactly one code,
   and that code in the label space (multi-code sentences are flagged and kept
   for end-to-end evaluation, as in the paper).
@@ -121,6 +124,21 @@ def parse_round_splits(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs.items()))
 
 
+def assign_folds(report_ids: Sequence[str], folds: int, seed: int = 13) -> dict[str, int]:
+    """Report id -> cross-validation fold (0..folds-1): the ids sorted by ``sha256(seed:id)`` and dealt
+    round-robin, so fold sizes differ by at most one and a report's fold does not depend on the others' order.
+
+    Raises:
+        ValueError: fewer than two folds, or fewer reports than folds.
+    """
+    if folds < 2:
+        raise ValueError(f"folds = {folds}: cross-validation needs at least 2 folds")
+    if len(report_ids) < folds:
+        raise ValueError(f"{len(report_ids)} training report(s) cannot make {folds} folds")
+    order = sorted(report_ids, key=lambda r: hashlib.sha256(f"{seed}:{r}".encode()).hexdigest())
+    return {rid: i % folds for i, rid in enumerate(order)}
+
+
 def assign_split(report_id: str, seed: int, fractions: Sequence[float] = (0.70, 0.15, 0.15)) -> str:
     """Return ``train``/``dev``/``test`` for ``report_id``: stable across rounds and machines."""
     digest = hashlib.blake2b(f"{seed}:{report_id}".encode(), digest_size=8).digest()
@@ -158,22 +176,22 @@ def align(text: str, sentences, annotations) -> tuple[list[dict], Counter]:
             per_sentence[i].append((code, fragments))
     rows = []
     for i, s in enumerate(sentences):
-        linked = []
         mask = [0] * len(s.tokens)
+        by_code: dict[str, list[int]] = {}
         for code, fragments in per_sentence.get(i, []):
             inside = [j for j, tok in enumerate(s.tokens)
                       if any(tok.start < fe and fs < tok.end for fs, fe in fragments)]
             if not inside:  # the phrase only touches whitespace or punctuation-free gaps of this sentence
                 counts["overlap_without_token"] += 1
                 continue
-            linked.append((code, fragments))
+            code_mask = by_code.setdefault(code, [0] * len(s.tokens))
             for j in inside:
-                mask[j] = 1
-        codes = sorted({code for code, _ in linked})
+                mask[j] = code_mask[j] = 1
+        codes = sorted(by_code)
         rows.append({"sentence_idx": i, "start": s.start, "end": s.end, "text": s.text,
                      "tokens": [t.text for t in s.tokens], "token_starts": [t.start for t in s.tokens],
-                     "token_ends": [t.end for t in s.tokens], "is_focus": bool(linked), "codes": codes,
-                     "attention_mask": mask, "n_codes": len(codes)})
+                     "token_ends": [t.end for t in s.tokens], "is_focus": bool(codes), "codes": codes,
+                     "attention_mask": mask, "code_masks": [by_code[c] for c in codes], "n_codes": len(codes)})
     return rows, counts
 
 
@@ -631,7 +649,8 @@ def _schemas():
         ("report_id", pa.string()), ("split", pa.string()), ("sentence_idx", pa.int32()),
         ("start", pa.int32()), ("end", pa.int32()), ("text", pa.string()), ("tokens", strings),
         ("token_starts", ints), ("token_ends", ints), ("is_focus", pa.bool_()), ("codes", strings),
-        ("attention_mask", pa.list_(pa.int8())), ("n_codes", pa.int32()), ("multi_code", pa.bool_()),
+        ("attention_mask", pa.list_(pa.int8())), ("code_masks", pa.list_(pa.list_(pa.int8()))),
+        ("n_codes", pa.int32()), ("multi_code", pa.bool_()),
         ("classifier_row", pa.bool_()),
     ])
     report = pa.schema([

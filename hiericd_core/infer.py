@@ -43,6 +43,7 @@ phrase memory, are in :mod:`hiericd_core.infer_dataset`.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -92,6 +93,8 @@ class InferenceConfig:
     phrase_focus_below: float = 0.0
     classifier_where: str = "all"  # "unmatched": classifier codes only for sentences without a phrase found
     same_category: bool = False  # drop a classifier code when a phrase gave another code of its ICD-10 category
+    # a report left without codes gets the classifier's likeliest code (the paper: every report has one)
+    fallback: bool = True
 
     def __post_init__(self) -> None:
         if self.phrase_memory not in PHRASE_MODES:
@@ -193,6 +196,7 @@ class Predictor:
         # reliable phrase inside a pruned longer one is still found
         if self.config.phrase_memory != "off" and phrases is None:
             raise ValueError("phrase_memory needs a phrase dictionary: see add_phrase_memory")
+        self.all_phrases = phrases  # unpruned, for reconfigured()
         self.phrases = phrases.pruned(self.config.phrase_min_reliability) if phrases is not None else None
         self._segmenter = None
         self.model_dir: Path | None = None  # set by load(); worker processes load the model from it
@@ -251,6 +255,16 @@ class Predictor:
         predictor.model_dir = model_dir
         predictor.start_workers(workers)
         return predictor
+
+    def reconfigured(self, config: InferenceConfig) -> Predictor:
+        """The same networks and phrase memory under another inference rule (no worker processes)."""
+        other = copy.copy(self)
+        other.config, other._pool, other.workers = config, None, 1
+        if config.phrase_memory != "off" and self.all_phrases is None:
+            raise ValueError("phrase_memory needs a phrase dictionary: see add_phrase_memory")
+        other.phrases = self.all_phrases.pruned(config.phrase_min_reliability) if self.all_phrases is not None \
+            else None
+        return other
 
     # ------------------------------------------------------------ worker processes
 
@@ -399,7 +413,7 @@ class Predictor:
             sentence = docs[d].sentences[i]
             found = phrase_codes.get((d, i), [])
             categories = {c.code[:3] for c in found}
-            for rank, k in enumerate(np.argsort(-p, kind="stable")[: cfg.max_codes_per_sentence].tolist()):
+            for rank, k in enumerate(top_indices(p, cfg.max_codes_per_sentence)):
                 code = self.labels[k]
                 order = np.argsort(-alpha, kind="stable")[: self.top_k]
                 evidence = [EvidenceToken(sentence.tokens[j].text, float(alpha[j]), sentence.tokens[j].start,
@@ -416,7 +430,8 @@ class Predictor:
                     continue
                 keep(d, prediction)
         for d, (result, codes) in enumerate(zip(results, best, strict=True)):
-            if not codes and fallback[d] is not None:  # nearly every report has a code: never answer nothing
+            # nearly every report has a code: never answer nothing (unless the rule says so)
+            if not codes and fallback[d] is not None and cfg.fallback:
                 codes[fallback[d].code] = fallback[d]
             result.codes = sorted(codes.values(), key=lambda c: (-c.probability, c.code))
         if ranked > 0:
@@ -429,7 +444,10 @@ class Predictor:
 
         The rule: first the codes the inference rule predicted
         (``result.codes``, phrase memory codes included), in their order
-        (probability, or a phrase's reliability, falling; ties by code); then
+        (probability, or a phrase's reliability, falling; ties by code); then,
+        with a phrase memory, the codes of every phrase it finds in the report,
+        those the rule's reliability cut or focus limit left out included, by
+        reliability falling (ties by code); then
         the other label-space codes as candidates below the cut, by the score
         max over the report's sentences *s* of p(focus | s) · p(code | s),
         falling (ties: label-space order). Every sentence the tagger scores
@@ -450,12 +468,28 @@ class Predictor:
             start += n
             ranking = [RankedCode(c.code, c.probability, True) for c in result.codes[:depth]]
             taken = {c.code for c in ranking}
+            for code, reliability in self._memory_candidates(doc):
+                if len(ranking) < depth and code not in taken:
+                    ranking.append(RankedCode(code, reliability, False))
+                    taken.add(code)
             for k in np.argsort(-scores, kind="stable").tolist():
                 if len(ranking) >= depth:
                     break
                 if self.labels[k] not in taken:
                     ranking.append(RankedCode(self.labels[k], float(scores[k]), False))
             result.ranking = ranking
+
+    def _memory_candidates(self, doc: SegmentedReport) -> list[tuple[str, float]]:
+        """Every code the unpruned phrase memory finds in a report, with its best phrase's reliability,
+        most reliable first (ties by code); none without a phrase memory in use."""
+        if self.all_phrases is None or self.config.phrase_memory == "off":
+            return []
+        best: dict[str, float] = {}
+        for sentence in doc.sentences:
+            for _, _, phrase, code in self.all_phrases.find(sentence.text):
+                reliability = self.all_phrases.reliability.get(phrase, 1.0)
+                best[code] = max(best.get(code, 0.0), reliability)
+        return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))
 
     # ------------------------------------------------------------ raw reports
 
@@ -642,6 +676,16 @@ class Predictor:
             out.append(f"{where}: the model ({self.variant}) was trained with reasons for visit and codes "
                        "worse without them")
         return out
+
+
+def top_indices(p: np.ndarray, k: int) -> list[int]:
+    """The indices of the ``k`` largest values of ``p``, largest first, ties by index: what
+    ``np.argsort(-p, kind="stable")[:k]`` gives, without sorting all of ``p``."""
+    if k >= len(p):
+        return np.argsort(-p, kind="stable").tolist()
+    kth = np.partition(p, len(p) - k)[len(p) - k]  # the k-th largest value
+    candidates = np.flatnonzero(p >= kth)  # every value tied with it too, in index order
+    return candidates[np.argsort(-p[candidates], kind="stable")[:k]].tolist()
 
 
 def report_folder(input_dir: str | Path) -> tuple[Path, Path | None, str | None]:

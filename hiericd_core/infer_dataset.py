@@ -46,32 +46,18 @@ class DatasetPredictions:
 
 
 def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str = "test", batch_size: int = 64,
-                    threads: int | None = None, config: InferenceConfig | None = None, ranked: bool = True
-                    ) -> DatasetPredictions:
+                    threads: int | None = None, config: InferenceConfig | None = None, ranked: bool = True,
+                    predictor: Predictor | None = None) -> DatasetPredictions:
     """Run the model on a data set split, on the data set's own sentences and tokens.
 
     ``config`` as in :meth:`Predictor.load` (default: the model folder's ``inference.json``).
     ``ranked`` also ranks every code for each report (a second classifier
     pass over all sentences); the predicted codes do not depend on it.
+    ``predictor``: use this loaded model instead of loading ``model_dir``.
     """
-    import pyarrow.parquet as pq
-
-    predictor = Predictor.load(model_dir, threads=threads, config=config)
-    dataset_dir = Path(dataset_dir)
-    s = pq.read_table(dataset_dir / "sentences.parquet", filters=[("split", "=", split)], columns=[
-        "report_id", "sentence_idx", "start", "end", "text", "tokens", "token_starts", "token_ends", "is_focus",
-        "codes", "attention_mask", "classifier_row"]).to_pydict()
-    r = pq.read_table(dataset_dir / "reports.parquet", filters=[("split", "=", split)],
-                      columns=["report_id", "r4v_tokens", "codes"]).to_pydict()
+    predictor = predictor or Predictor.load(model_dir, threads=threads, config=config)
+    s, r, order, docs = _read_split(dataset_dir, split)
     r4v = dict(zip(r["report_id"], r["r4v_tokens"], strict=True))
-    order = sorted(range(len(s["report_id"])), key=lambda i: (s["report_id"][i], s["sentence_idx"][i]))
-    docs: dict[str, SegmentedReport] = {}
-    for i in order:
-        rid = s["report_id"][i]
-        tokens = tuple(Token(t, a, b) for t, a, b in zip(s["tokens"][i], s["token_starts"][i], s["token_ends"][i],
-                                                         strict=True))
-        docs.setdefault(rid, SegmentedReport(rid, [], list(r4v.get(rid) or []))).sentences.append(
-            Sentence(s["start"][i], s["end"][i], s["text"][i], tokens))
     doc_list = list(docs.values())
     # sys.maxsize: no depth cut, every label-space code is ranked
     coded, focus_p = predictor.code_segmented(doc_list, batch_size, sys.maxsize if ranked else 0)
@@ -106,6 +92,36 @@ def predict_dataset(model_dir: str | Path, dataset_dir: str | Path, split: str =
     return DatasetPredictions(codes, gold, sentences, classifier_rows, predictor.labels, predictor.variant, rankings)
 
 
+def _read_split(dataset_dir: str | Path, split: str):
+    """One split's sentence and report columns, the sentence rows in (report, sentence) order and the
+    segmented reports built from them (the data set's own sentences and tokens)."""
+    import pyarrow.parquet as pq
+
+    dataset_dir = Path(dataset_dir)
+    s = pq.read_table(dataset_dir / "sentences.parquet", filters=[("split", "=", split)], columns=[
+        "report_id", "sentence_idx", "start", "end", "text", "tokens", "token_starts", "token_ends", "is_focus",
+        "codes", "attention_mask", "classifier_row"]).to_pydict()
+    r = pq.read_table(dataset_dir / "reports.parquet", filters=[("split", "=", split)],
+                      columns=["report_id", "r4v_tokens", "codes"]).to_pydict()
+    r4v = dict(zip(r["report_id"], r["r4v_tokens"], strict=True))
+    order = sorted(range(len(s["report_id"])), key=lambda i: (s["report_id"][i], s["sentence_idx"][i]))
+    docs: dict[str, SegmentedReport] = {}
+    for i in order:
+        rid = s["report_id"][i]
+        tokens = tuple(Token(t, a, b) for t, a, b in zip(s["tokens"][i], s["token_starts"][i], s["token_ends"][i],
+                                                         strict=True))
+        docs.setdefault(rid, SegmentedReport(rid, [], list(r4v.get(rid) or []))).sentences.append(
+            Sentence(s["start"][i], s["end"][i], s["text"][i], tokens))
+    return s, r, order, docs
+
+
+def split_documents(dataset_dir: str | Path, split: str) -> tuple[list[SegmentedReport], dict[str, set[str]]]:
+    """A split's reports as the data set segmented them, and each report's gold codes (every report, even one
+    without sentences)."""
+    _, r, _, docs = _read_split(dataset_dir, split)
+    return list(docs.values()), {rid: set(c) for rid, c in zip(r["report_id"], r["codes"], strict=True)}
+
+
 # ---------------------------------------------------------------- phrase memory
 
 
@@ -115,9 +131,9 @@ def add_phrase_memory(model_dir: str | Path, dataset_dir: str | Path, config: In
     """Give a model folder a phrase memory: ``phrases.json`` and ``inference.json`` (``config``).
 
     The phrases are those of the data set's training reports: from the merged
-    rounds' final annotations when ``merged_dirs`` is given (every phrase,
-    multi-code sentences included), else from the single-code focus
-    sentences' masks. Each phrase seen ``min_count`` times maps to its most
+    rounds' final annotations (their raw text) when ``merged_dirs`` is given,
+    else from the data set's per-code phrase masks (``code_masks``: every
+    phrase, multi-code sentences included, as tokens). Each phrase seen ``min_count`` times maps to its most
     frequent code; with ``fold`` phrases and texts meet as folded tokens
     (:func:`hiericd_core.baselines.fold_token`: accents, plurals, gender endings).
     Each phrase's reliability is measured on the same training reports.

@@ -229,6 +229,18 @@ def train(dataset_dir: str | Path, out_dir: str | Path, config_file: str | Path 
     return {"model": str(out_dir), "metrics": metrics}
 
 
+def tune(model_dir: str | Path, dataset_dir: str | Path, folds: int = 5, progress: bool = False) -> dict:
+    """Choose a trained model's inference rule and phrase memory by k-fold cross-validation on the training split.
+
+    See :func:`hiericd_core.tune.tune_model`; the data set must have passed its gate.
+    """
+    from hiericd_core.tune import tune_model
+    from hiericd_core.validation import require_passed
+
+    require_passed(dataset_dir)
+    return tune_model(model_dir, dataset_dir, folds=folds, progress=progress)
+
+
 def train_config(config_file: str | Path | None = None, overrides: dict | None = None):
     """The :class:`~hiericd_core.train.TrainConfig` of ``config_file`` (or the defaults) with ``overrides`` set.
 

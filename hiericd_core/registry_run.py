@@ -26,9 +26,12 @@ from hiericd_core.registry_store import EXPERIMENT, MODEL_FILES, OURS, RegistryE
 
 
 def model_digest(model_dir: str | Path) -> str:
-    """SHA-256 over the model folder's checkpoints, vocabulary, vectors, config, metrics (and ablation, if any)."""
+    """SHA-256 over the model folder's checkpoints, vocabulary, vectors, config, metrics and, when there, its
+    inference rule, phrase memory and ablation (all change what the model is or codes)."""
     digest = hashlib.sha256()
-    paths = [Path(model_dir) / name for name in MODEL_FILES] + [p for p in [ablation_file(model_dir)] if p]
+    optional = [Path(model_dir) / name for name in ("inference.json", "phrases.json")]
+    paths = [Path(model_dir) / name for name in MODEL_FILES] + [p for p in optional if p.is_file()] + \
+        [p for p in [ablation_file(model_dir)] if p]
     for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -131,8 +134,28 @@ def _params(config: Mapping, metrics: Mapping, manifest: Mapping, model_dir: Pat
         "model.vocab_size": metrics.get("vocab_size"), "model.r4v_available": metrics.get("r4v_available"),
         "model.tagger_uses_r4v": metrics.get("tagger_uses_r4v"),
     })
+    params.update(_inference_params(model_dir))
     # MLflow params are strings of at most a few thousand characters
     return {k: (json.dumps(v) if isinstance(v, (list, dict)) else str(v))[:6000] for k, v in params.items()}
+
+
+def _inference_params(model_dir: Path) -> dict:
+    """The inference rule the model folder codes with, and how it was chosen (``inference.*`` params)."""
+    rule_file, tuning_file = model_dir / "inference.json", model_dir / "tuning.json"
+    rule = json.loads(rule_file.read_text(encoding="utf-8")) if rule_file.is_file() else None
+    if rule is None:
+        return {"inference.rule": "the paper's rule (best classifier code per focus sentence)",
+                "inference.chosen_by": "default"}
+    params = {f"inference.{k}": v for k, v in rule.items()}
+    if tuning_file.is_file():
+        tuning = json.loads(tuning_file.read_text(encoding="utf-8"))
+        params.update({"inference.rule": tuning["best"]["rule"],
+                       "inference.chosen_by": f"{tuning['folds']}-fold cross-validation over the training split "
+                                              f"({tuning['reports']} reports)",
+                       "inference.cv_micro_f1": round(tuning["best"]["micro_f1"], 4)})
+    else:
+        params["inference.chosen_by"] = "inference.json written by hand or by a script"
+    return params
 
 
 def epoch_metrics(metrics: Mapping) -> list[tuple[str, float, int]]:

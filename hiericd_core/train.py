@@ -62,6 +62,7 @@ import numpy as np
 
 from hiericd_core.models.classifier import VARIANTS, without_r4v
 from hiericd_core.trainsets import (
+    CLASSIFIER_EXAMPLES,
     TRAINED_SPLITS,
     ClassifierSplit,
     TaggerSplit,
@@ -109,6 +110,9 @@ class TrainConfig:
     tagger_epochs: int = 100
     classifier_epochs: int = 30
     patience: int = 5  # epochs without a dev macro F1 gain of at least min_delta before stopping
+    # False: no dev split needed; each model trains exactly its epochs and keeps the last (a final fit on
+    # train + dev with epoch counts chosen by cross-validation, hiericd_core.tune)
+    early_stopping: bool = True
     min_delta: float = 0.001  # smaller gains still update the best weights but do not reset the patience
     # words
     emb_dim: int = 100  # taken from the file when vectors_path is given
@@ -132,6 +136,9 @@ class TrainConfig:
     # supervised variants: the attention loss trains the attention layer only, the scores reading detached
     # LSTM states (models/classifier.py); True: it reaches the LSTM too (end to end)
     attention_to_encoder: bool = False
+    # "single": the paper's rows, focus sentences with one code; "phrases": one row per coded phrase of every
+    # focus sentence, multi-code sentences included, each with its own phrase as attention target
+    classifier_examples: str = "single"
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
@@ -141,6 +148,9 @@ class TrainConfig:
             raise TrainError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise TrainError(f"unknown device {self.device!r}; choose cpu, cuda, cuda:N or auto")
+        if self.classifier_examples not in CLASSIFIER_EXAMPLES:
+            raise TrainError(f"classifier_examples = {self.classifier_examples!r}; choose one of "
+                             f"{', '.join(CLASSIFIER_EXAMPLES)}")
         if self.classifier_bidirectional and self.classifier_hidden % 2:
             raise TrainError(f"classifier_hidden = {self.classifier_hidden}: a bidirectional classifier splits it "
                              "between its two directions, so it must be even (or set classifier_bidirectional = false)")
@@ -207,6 +217,15 @@ def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Calla
         model.train()
         train = train_epoch(epoch)
         model.eval()
+        if not config.early_stopping:  # a fixed number of epochs, the last kept: no dev split to judge on
+            history.append({"epoch": epoch, **train})
+            if callback is not None:
+                callback(stage, epoch, train)
+            bar.set_postfix(loss=f"{train['loss']:.4f}")
+            logger.info("%s epoch %d/%d: loss %.4f, %.1f s", stage, epoch, epochs, train["loss"],
+                        time.perf_counter() - clock)
+            best_epoch, stopped = epoch, "fixed_epochs"
+            continue
         dev = evaluate()
         record = {"epoch": epoch, **train, "dev": dev}
         history.append(record)
@@ -228,7 +247,7 @@ def _fit(stage: str, model, config: TrainConfig, epochs: int, train_epoch: Calla
     bar.close()
     logger.info("%s stopped (%s) after %d epoch(s); kept epoch %d, dev macro F1 %.4f", stage, stopped, len(history),
                 best_epoch, best_f1)
-    if best_state is not None:
+    if best_state is not None and config.early_stopping:
         model.load_state_dict(best_state)
     model.eval()
     return {"history": history, "best_epoch": best_epoch, "best_dev": best_dev, "stopped": stopped}
@@ -471,7 +490,7 @@ def prepare_stage(dataset_dir: str | Path, out_dir: str | Path, config: TrainCon
         config = replace(config, emb_dim=int(vectors.shape[1]))
 
     counts = count_rows(dataset_dir)
-    for split in TRAINED_SPLITS:
+    for split in TRAINED_SPLITS if config.early_stopping else ("train",):
         if not counts[split]["reports"] or not counts[split]["classifier_rows"]:
             raise TrainError(f"{dataset_dir}: the {split} split has {counts[split]['reports']} reports and "
                              f"{counts[split]['classifier_rows']} classifier rows; build the data set from more "
@@ -545,7 +564,7 @@ def classifier_stage(out_dir: str | Path, callback: Callback | None = None, prog
     prepared, config, vocab, vectors = _load_prepared(out_dir, "classifier")
     labels, variant = prepared["labels"], prepared["variant"]
     rows = read_classifier_splits(Path(prepared["dataset_dir"]), vocab, {c: i for i, c in enumerate(labels)},
-                                  prepared["r4v_available"], config.max_tokens)
+                                  prepared["r4v_available"], config.max_tokens, config.classifier_examples)
     with torch_threads(config.threads, deterministic=torch_device(config).type == "cpu"):
         classifier_cfg = ClassifierConfig(variant=variant, vocab_size=len(vocab), emb_dim=config.emb_dim,
                                           hidden=config.classifier_hidden, attention_size=config.attention_size,

@@ -231,19 +231,39 @@ def read_tagger_splits(dataset_dir: Path, vocab, use_r4v: bool, max_tokens: int)
     return out
 
 
-def read_classifier_splits(dataset_dir: Path, vocab, labels: dict[str, int], use_r4v: bool, max_tokens: int
-                           ) -> dict[str, ClassifierSplit]:
-    """The training and dev splits' classifier rows, in data set order, read in batches."""
+CLASSIFIER_EXAMPLES = ("single", "phrases")
+
+
+def read_classifier_splits(dataset_dir: Path, vocab, labels: dict[str, int], use_r4v: bool, max_tokens: int,
+                           examples: str = "single") -> dict[str, ClassifierSplit]:
+    """The training and dev splits' classifier rows, in data set order, read in batches.
+
+    ``examples`` says what the training split gives: ``"single"`` (the
+    paper) its single-code focus sentences (``classifier_row``), each with
+    the sentence's phrase mask; ``"phrases"`` one row per code of every focus
+    sentence, multi-code sentences included, each with that code's own
+    phrase mask (``code_masks``) as its attention target, codes outside the
+    label space left out. The dev split is always the single-code rows, so
+    early stopping and the reported accuracy measure the same rows either way.
+    """
     import pyarrow.compute as pc
 
+    if examples not in CLASSIFIER_EXAMPLES:
+        raise TrainError(f"classifier_examples {examples!r}: use one of {', '.join(CLASSIFIER_EXAMPLES)}")
     reasons = _Reasons(dataset_dir, vocab, use_r4v, max_tokens)
     parts: dict[str, dict[str, list]] = {s: {"tokens": [], "masks": [], "rids": [], "labels": []}
                                          for s in TRAINED_SPLITS}
     columns = ["report_id", "split", "tokens", "codes", "attention_mask", "classifier_row"]
+    if examples == "phrases":
+        columns += ["is_focus", "code_masks"]
     for batch in parquet_batches(dataset_dir / "sentences.parquet", columns, READ_BATCH):
         split = batch.column("split").to_numpy(zero_copy_only=False)
         chosen = batch.column("classifier_row").to_numpy(zero_copy_only=False)
         for name, part in parts.items():
+            if examples == "phrases" and name == "train":
+                _phrase_rows(batch.take(np.flatnonzero(batch.column("is_focus").to_numpy(zero_copy_only=False)
+                                                       & (split == name))), vocab, labels, max_tokens, part)
+                continue
             rows = np.flatnonzero(chosen & (split == name))
             if not len(rows):
                 continue
@@ -257,6 +277,31 @@ def read_classifier_splits(dataset_dir: Path, vocab, labels: dict[str, int], use
     return {name: ClassifierSplit(Ragged.concat(part["tokens"], np.int32), Ragged.concat(part["masks"], np.int8),
                                   reasons.take(part["rids"]), np.asarray(part["labels"], dtype=np.int64))
             for name, part in parts.items()}
+
+
+def _phrase_rows(sub, vocab, labels: dict[str, int], max_tokens: int, part: dict[str, list]) -> None:
+    """Append one classifier row per (focus sentence, label-space code) of ``sub`` to ``part``."""
+    if not sub.num_rows:
+        return
+    tokens = _encode_tokens(sub.column("tokens"), vocab, max_tokens, fill_empty=True)
+    take, masks, lengths = [], [], []
+    for i, (rid, codes, code_masks) in enumerate(zip(sub.column("report_id").to_pylist(),
+                                                      sub.column("codes").to_pylist(),
+                                                      sub.column("code_masks").to_pylist(), strict=True)):
+        for code, mask in zip(codes, code_masks, strict=True):
+            if code in labels:
+                take.append(i)
+                masks.append(np.asarray(mask, dtype=np.int8))
+                lengths.append(len(mask))
+                part["rids"].append(rid)
+                part["labels"].append(labels[code])
+    if not take:
+        return
+    index = np.asarray(take, dtype=np.int64)
+    picked = tokens.take(index)
+    values = np.concatenate(masks) if masks else np.zeros(0, dtype=np.int8)
+    part["tokens"].append(picked)
+    part["masks"].append(_cap(values, np.asarray(lengths, dtype=np.int64), picked.lengths()))
 
 
 class TrainingTokens:

@@ -85,7 +85,8 @@ def test_train_dag_trains_both_models_side_by_side(dagbag):
         "train_tagger": ["locate", "prepare"],
         "train_classifier": ["locate", "prepare"],
         "finish": ["locate", "train_classifier", "train_tagger"],
-        "evaluate": ["finish", "locate"],
+        "tune": ["finish", "locate"],
+        "evaluate": ["locate", "tune"],
         "register": ["evaluate", "locate"],
     }
     # on the round DAG's asset or a weekly cron, whichever comes first
@@ -174,11 +175,14 @@ def test_round_train_promote_chain_makes_a_champion_and_refuses_a_worse_challeng
     # the demo-sized model does not beat the LR baseline; this test is about the wiring, not the model
     gate = tmp_path / "gate.toml"
     gate.write_text('[gate]\nbeat_baseline = "none"\n')
-    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": built["dataset_dir"], "config": TINY})
+    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": built["dataset_dir"], "config": TINY,
+                                                      "tune_folds": 2})
     assert run.state == "success", states(run)
     (challenger,) = asset_events("hiericd_challenger")
     model = Path(challenger["model_dir"])
     assert json.loads((model / "train_config.json").read_text())["tagger_epochs"] == 6
+    tuning = json.loads((model / "tuning.json").read_text())  # the rule chosen by 2-fold CV is the one used
+    assert tuning["folds"] == 2 and json.loads((model / "inference.json").read_text()) == tuning["best"]["config"]
     assert (model / "metrics.json").is_file() and (model / "evaluation-test.json").is_file()
     run = dagbag.dags["hiericd_promote"].test(run_conf={"dataset_dir": challenger["dataset_dir"],
                                                           "gate_file": str(gate)})
@@ -189,7 +193,8 @@ def test_round_train_promote_chain_makes_a_champion_and_refuses_a_worse_challeng
     assert [str(e["version"]) for e in asset_events("hiericd_champion")] == ["1"]
 
     worse = {**TINY, "tagger_epochs": 1, "classifier_epochs": 1}
-    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": built["dataset_dir"], "config": worse})
+    run = dagbag.dags["hiericd_train"].test(run_conf={"dataset_dir": built["dataset_dir"], "config": worse,
+                                                      "tune_folds": 0})
     assert run.state == "success", states(run)
     second = asset_events("hiericd_challenger")[-1]
     assert str(second["version"]) == "2"

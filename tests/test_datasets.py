@@ -66,6 +66,9 @@ def test_align_focus_codes_and_masks_by_hand():
     assert rows[3]["attention_mask"] == [1, 1, 0, 0, 0]
     assert [r["n_codes"] for r in rows] == [1, 1, 0, 2]
     assert counts == {"crossing_annotations": 1}
+    # one mask per code, in codes order: "No tumor" is C77.3's phrase, "tumor" D24.2's
+    assert rows[3]["code_masks"] == [[1, 1, 0, 0, 0], [0, 1, 0, 0, 0]]
+    assert rows[0]["code_masks"] == [[0, 0, 0, 0, 1, 1, 0]] and rows[2]["code_masks"] == []
 
 
 def test_align_counts_an_annotation_that_covers_no_token():
