@@ -34,6 +34,7 @@ import tomllib
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from hiericd_core.catalog import Catalog
@@ -45,7 +46,8 @@ TRAIN_CONFIG = REPO / "configs" / "demo.toml"
 
 
 ROUND = "ingest → validate → merge ∥ agreement + report → data sets (GX gate)"
-TRAIN = "word vectors → tagger ∥ classifier → evaluation beside the baselines → MLflow challenger"
+TRAIN = ("word vectors → tagger ∥ classifier → inference rule by cross-validation → evaluation beside the "
+         "baselines → MLflow challenger")
 
 
 class DemoError(Exception):
@@ -250,6 +252,12 @@ class Demo:
         }
         _table(self.console, "headline numbers", numbers)
         if trained:
+            tuning = trained["model"] / "tuning.json"
+            if tuning.is_file():
+                t = _read(tuning)
+                self.console.print(escape(f"inference rule: {t['best']['rule']} (chosen by {t['folds']}-fold "
+                                          f"cross-validation over the training split, micro F1 "
+                                          f"{t['best']['micro_f1']:.3f}; every rule in {tuning})"), highlight=False)
             self.console.print("end to end on the test split (all gold codes):")
             print(trained["evaluation"]["table"])
         if decision:

@@ -94,10 +94,10 @@ def test_train_dag_trains_both_models_side_by_side(dagbag):
     assert dag.timetable.asset_condition.name == "hiericd_datasets"
     assert dag.timetable.timetable.expression == "0 3 * * 1"
     assert [a.name for a in dag.get_task("register").outlets] == ["hiericd_challenger"]
-    for task_id in ("prepare", "train_tagger", "train_classifier", "evaluate", "register"):
+    for task_id in ("prepare", "train_tagger", "train_classifier", "tune", "evaluate", "register"):
         task = dag.get_task(task_id)
         assert task.retries >= 1 and task.execution_timeout is not None, task_id
-    assert set(dag.params) == {"dataset_dir", "config", "config_file"}
+    assert set(dag.params) == {"dataset_dir", "config", "config_file", "tune_folds"}
 
 
 def test_promote_dag_runs_on_the_challenger(dagbag):
