@@ -61,7 +61,8 @@ COLUMNS = ("variant", "trained_as", "classifier_accuracy", "classifier_macro_f1"
 #: settings :func:`retrain_classifier` may change: they reach the classifier stage only
 CLASSIFIER_SETTINGS = frozenset({"seed", "threads", "device", "lr", "batch_size", "classifier_epochs", "patience",
                                  "min_delta", "classifier_hidden", "classifier_bidirectional", "attention_size",
-                                 "lambda_att", "attention_to_encoder", "dropout", "freeze_embeddings"})
+                                 "lambda_att", "attention_to_encoder", "dropout", "freeze_embeddings",
+                                 "classifier_examples"})
 
 
 class AblationError(Exception):

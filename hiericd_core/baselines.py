@@ -318,37 +318,86 @@ def fold_token(token: str) -> str:
 _FOLDED: dict[str, str] = {}
 
 
+LOOSE_PREFIX = "~ "  # a loose key: the sorted content words of a phrase, after this prefix
+LOOSE_WINDOW = 6  # a loose match spans at most this many tokens
+STOPWORD_MAX_LEN = 3  # a stopword is short ...
+STOPWORD_MIN_SHARE = 0.02  # ... and found in at least this share of the calibration reports
+
+
 @dataclass
 class PhraseDictionary:
-    """Known coder phrases (normalised, tokens joined by one space) -> ``(code, occurrences)``."""
+    """Known coder phrases (normalised, tokens joined by one space) -> ``(code, occurrences)``.
+
+    Besides exact matches, :meth:`find` can make *loose* ones: a window of
+    up to :data:`LOOSE_WINDOW` tokens whose content words, in any order,
+    are those of a known phrase (*insuficiencia renal aguda* meets
+    *insuficiencia aguda renal*; *fractura de cadera* meets *cadera
+    fracturada* when folded). Content words are the tokens that are not
+    stopwords; stopwords are learned from the calibration reports, not
+    listed per language: short tokens (≤ :data:`STOPWORD_MAX_LEN` characters)
+    found in at least :data:`STOPWORD_MIN_SHARE` of them, so a rare short
+    abbreviation (*VIH*, *HTA*) stays a content word.
+    """
 
     entries: dict[str, tuple[str, int]]
     fold: bool = False  # phrases and texts compared as folded tokens (fold_token): inflections meet
-    # phrase -> share of the training reports it is found in whose gold holds its code (see calibrate)
+    # phrase (or loose key) -> share of the training reports it is found in whose gold holds its code (calibrate)
     reliability: dict[str, float] = field(default_factory=dict)
+    stopwords: frozenset[str] = frozenset()
+    loose: dict[str, str] = field(default_factory=dict)  # loose key -> code (made by calibrate)
     _trie: dict | None = field(default=None, repr=False, compare=False)
 
     def calibrate(self, texts: Sequence[str], codes: Sequence[Iterable[str]]) -> PhraseDictionary:
-        """A copy whose ``reliability`` says, per phrase, how often finding it meant its code.
+        """A copy with the loose keys and the stopwords learned from ``texts``, and ``reliability``: per phrase
+        and loose key, how often finding it meant its code.
 
         Counted over the reports (typically the training reports the phrases
         came from): of those where the phrase is found, the share whose gold
         codes hold the phrase's code. A phrase never found (e.g. always inside
         a longer known phrase) gets no entry and counts as reliable.
         """
+        seen: Counter[str] = Counter()
+        for text in texts:
+            seen.update({t for t in self._tokens(text)[1] if len(t) <= STOPWORD_MAX_LEN})
+        stopwords = frozenset(t for t, n in seen.items() if n >= max(2.0, STOPWORD_MIN_SHARE * len(texts)))
+        out = PhraseDictionary(self.entries, self.fold, {}, stopwords, {})
+        votes: dict[str, Counter[str]] = {}
+        for phrase, (code, n) in self.entries.items():
+            key = out._loose_key(phrase.split(" "))
+            if key:
+                votes.setdefault(key, Counter())[code] += n
+        out.loose = {key: min(c.items(), key=lambda kv: (-kv[1], kv[0]))[0] for key, c in sorted(votes.items())}
         found: Counter[str] = Counter()
         right: Counter[str] = Counter()
         for text, gold in zip(texts, codes, strict=True):
             gold = set(gold)
-            for phrase in {phrase for *_, phrase, _ in self.find(text)}:
+            for phrase, code in {(phrase, code) for *_, phrase, code in out.find(text, loose=True)}:
                 found[phrase] += 1
-                right[phrase] += self.entries[phrase][0] in gold
-        return PhraseDictionary(self.entries, self.fold, {p: right[p] / n for p, n in sorted(found.items())})
+                right[phrase] += code in gold
+        out.reliability = {p: right[p] / n for p, n in sorted(found.items())}
+        return out
 
     def pruned(self, min_reliability: float) -> PhraseDictionary:
-        """A copy without the phrases whose reliability is below ``min_reliability``."""
-        keep = {p: v for p, v in self.entries.items() if self.reliability.get(p, 1.0) >= min_reliability}
-        return PhraseDictionary(keep, self.fold, {p: r for p, r in self.reliability.items() if p in keep})
+        """A copy without the phrases and loose keys whose reliability is below ``min_reliability``."""
+        def kept(key: str) -> bool:
+            return self.reliability.get(key, 1.0) >= min_reliability
+
+        keep = {p: v for p, v in self.entries.items() if kept(p)}
+        loose = {k: c for k, c in self.loose.items() if kept(k)}
+        return PhraseDictionary(keep, self.fold, {p: r for p, r in self.reliability.items() if p in keep or p in loose},
+                                self.stopwords, loose)
+
+    def _tokens(self, text: str) -> tuple[list, list[str]]:
+        matches = list(_TOKEN.finditer(text))
+        tokens = [m.group().lower() for m in matches]
+        return matches, [fold_token(t) for t in tokens] if self.fold else tokens
+
+    def _content(self, token: str) -> bool:
+        return (token[0].isalnum() or token[0] == "_") and token not in self.stopwords
+
+    def _loose_key(self, tokens: Sequence[str]) -> str:
+        words = sorted({t for t in tokens if self._content(t)})
+        return LOOSE_PREFIX + " ".join(words) if words else ""
 
     def _root(self) -> dict:
         if self._trie is None:
@@ -361,12 +410,15 @@ class PhraseDictionary:
             self._trie = root
         return self._trie
 
-    def find(self, text: str) -> list[tuple[int, int, str, str]]:
-        """Matches in ``text`` as ``(start, end, phrase, code)``, leftmost-longest, not overlapping."""
-        matches = list(_TOKEN.finditer(text))
-        tokens = [m.group().lower() for m in matches]
-        if self.fold:
-            tokens = [fold_token(t) for t in tokens]
+    def find(self, text: str, loose: bool = False) -> list[tuple[int, int, str, str]]:
+        """Matches in ``text`` as ``(start, end, phrase, code)``, leftmost-longest, not overlapping.
+
+        With ``loose``, loose matches follow the exact ones (``phrase`` is then
+        the loose key): each loose key once per text, at its shortest window
+        (the first of equal ones), also where an exact match covers the same
+        words (so a loose key's reliability counts every time its words meet).
+        """
+        matches, tokens = self._tokens(text)
         root, found, i = self._root(), [], 0
         while i < len(tokens):
             node, j, best = root, i, None
@@ -381,7 +433,28 @@ class PhraseDictionary:
             end, (phrase, code) = best
             found.append((matches[i].start(), matches[end - 1].end(), phrase, code))
             i = end
+        if loose and self.loose:
+            found += self._find_loose(matches, tokens)
         return found
+
+    def _find_loose(self, matches, tokens: list[str]) -> list[tuple[int, int, str, str]]:
+        best: dict[str, tuple[int, int]] = {}  # key -> (first token, end token) of its shortest window
+        content = [self._content(t) for t in tokens]
+        for i in range(len(tokens)):
+            if not content[i]:
+                continue
+            words: set[str] = set()
+            for j in range(i, min(len(tokens), i + LOOSE_WINDOW)):
+                if not content[j]:
+                    continue
+                words.add(tokens[j])
+                key = LOOSE_PREFIX + " ".join(sorted(words))
+                if key in self.loose:
+                    held = best.get(key)
+                    if held is None or j + 1 - i < held[1] - held[0]:
+                        best[key] = (i, j + 1)
+        return sorted(((matches[a].start(), matches[b - 1].end(), key, self.loose[key])
+                       for key, (a, b) in best.items()), key=lambda m: (m[0], m[1], m[2]))
 
     def predict(self, texts: Sequence[str]) -> list[set[str]]:
         """The codes of the known phrases found in each text."""
@@ -394,14 +467,17 @@ class PhraseDictionary:
         folder = Path(folder)
         rows = [[p, c, n] for p, (c, n) in sorted(self.entries.items())]
         atomic_write_json(folder / "phrases.json", {"baseline": "phrase-dictionary", "fold": self.fold,
-                                                    "phrases": rows, "reliability": self.reliability})
+                                                    "phrases": rows, "reliability": self.reliability,
+                                                    "stopwords": sorted(self.stopwords),
+                                                    "loose": [[k, c] for k, c in sorted(self.loose.items())]})
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> PhraseDictionary:
         data = json.loads((Path(folder) / "phrases.json").read_text(encoding="utf-8"))
         return cls({p: (c, int(n)) for p, c, n in data["phrases"]}, bool(data.get("fold", False)),
-                   {p: float(r) for p, r in data.get("reliability", {}).items()})
+                   {p: float(r) for p, r in data.get("reliability", {}).items()},
+                   frozenset(data.get("stopwords", [])), {k: c for k, c in data.get("loose", [])})
 
 
 def fit_phrase_dictionary(phrases: Iterable[tuple[str, str]], min_count: int = 1, fold: bool = False

@@ -93,6 +93,8 @@ class InferenceConfig:
     phrase_focus_below: float = 0.0
     classifier_where: str = "all"  # "unmatched": classifier codes only for sentences without a phrase found
     same_category: bool = False  # drop a classifier code when a phrase gave another code of its ICD-10 category
+    # the phrase memory's loose matches too: a known phrase's content words in any order (PhraseDictionary.find)
+    phrase_loose: bool = False
     # a report left without codes gets the classifier's likeliest code (the paper: every report has one)
     fallback: bool = True
 
@@ -364,7 +366,7 @@ class Predictor:
     def _phrase_codes(self, sentence: Sentence, i: int) -> list[CodePrediction]:
         """The phrase memory's codes in one sentence, each with the matched phrase's tokens as evidence."""
         out = []
-        for start, end, phrase, code in self.phrases.find(sentence.text):
+        for start, end, phrase, code in self.phrases.find(sentence.text, loose=self.config.phrase_loose):
             start, end = start + sentence.start, end + sentence.start
             inside = [t for t in sentence.tokens if t.start < end and start < t.end] or \
                 [Token(sentence.text[start - sentence.start: end - sentence.start], start, end)]
@@ -486,7 +488,7 @@ class Predictor:
             return []
         best: dict[str, float] = {}
         for sentence in doc.sentences:
-            for _, _, phrase, code in self.all_phrases.find(sentence.text):
+            for _, _, phrase, code in self.all_phrases.find(sentence.text, loose=self.config.phrase_loose):
                 reliability = self.all_phrases.reliability.get(phrase, 1.0)
                 best[code] = max(best.get(code, 0.0), reliability)
         return sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))

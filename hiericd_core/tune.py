@@ -87,6 +87,18 @@ def default_grid() -> list[tuple[str, bool, InferenceConfig]]:
                 grid.append((f"{memory}, phrases below reliability 0.5 only in focus sentences", fold,
                              InferenceConfig(phrase_memory="report", phrase_min_reliability=reliability,
                                              phrase_focus_below=0.5, min_probability=_NEVER, fallback=False)))
+    # loose matches too (a known phrase's content words in any order), folded words
+    for reliability in (0.3, 0.5, 0.7):
+        memory = f"phrase memory + loose matches (folded, reliability >= {reliability})"
+        grid.append((f"{memory} alone", True, InferenceConfig(
+            phrase_memory="report", phrase_loose=True, phrase_min_reliability=reliability, min_probability=_NEVER,
+            fallback=False)))
+        grid.append((f"{memory} in focus sentences only", True, InferenceConfig(
+            phrase_memory="focus", phrase_loose=True, phrase_min_reliability=reliability, min_probability=_NEVER,
+            fallback=False)))
+        for cut in (0.5, 0.9):
+            grid.append((f"{memory}; classifier p >= {cut}", True, InferenceConfig(
+                phrase_memory="report", phrase_loose=True, phrase_min_reliability=reliability, min_probability=cut)))
     return grid
 
 
@@ -152,13 +164,13 @@ class NetworkMemo:
 
 def _memo_find(phrases):
     """``phrases`` with its ``find`` memoised by text (a sentence's matches do not depend on the rule)."""
-    found: dict[str, list] = {}
+    found: dict[tuple[str, bool], list] = {}
     plain = phrases.find
 
-    def find(text: str):
-        if text not in found:
-            found[text] = plain(text)
-        return found[text]
+    def find(text: str, loose: bool = False):
+        if (text, loose) not in found:
+            found[(text, loose)] = plain(text, loose=loose)
+        return found[(text, loose)]
 
     phrases.find = find
     return phrases
@@ -186,7 +198,7 @@ def cross_validate(dataset_dir: str | Path, work_dir: str | Path, config=None, *
     from hiericd_core.evaluate import end_to_end_scores
     from hiericd_core.infer import Predictor
     from hiericd_core.infer_dataset import add_phrase_memory, split_documents
-    from hiericd_core.train import TrainConfig, train_model
+    from hiericd_core.train import TrainConfig
 
     dataset_dir, work_dir = Path(dataset_dir).resolve(), Path(work_dir)
     config = config or TrainConfig()
@@ -213,7 +225,8 @@ def cross_validate(dataset_dir: str | Path, work_dir: str | Path, config=None, *
         fold_set = derive_dataset(dataset_dir, work_dir / f"fold-{f + 1}" / "dataset", split,
                                   {"fold": f + 1, "folds": folds, "seed": seed})
         model_dir = work_dir / f"fold-{f + 1}" / "model"
-        metrics = train_model(fold_set, model_dir, config, progress=progress)
+        key = {"dataset_version": _version(dataset_dir), "fold": f + 1, "folds": folds, "seed": seed}
+        metrics = _train_once(fold_set, model_dir, config, key, progress)
         epochs["tagger"].append(int(metrics["tagger"]["best_epoch"]))
         epochs["classifier"].append(int(metrics["classifier"]["best_epoch"]))
         docs, fold_gold = split_documents(fold_set, "dev")
@@ -249,6 +262,25 @@ def cross_validate(dataset_dir: str | Path, work_dir: str | Path, config=None, *
             "epochs": {k: {"per_fold": v, "median": median[k]} for k, v in epochs.items()},
             "train_config": asdict(config), "dataset_version": _version(dataset_dir),
             "seconds": round(time.perf_counter() - clock, 1)}
+
+
+def _train_once(dataset_dir: Path, model_dir: Path, config, key: dict, progress: bool) -> dict:
+    """``train_model``, unless ``model_dir`` already holds a finished run of the same settings on the same data
+    (``stages/fit.json`` records ``key`` and the config): a re-run of the cross-validation or of a final fit
+    then reuses it. Training is deterministic, so the reused model is the one a new run would train."""
+    from hiericd_core.files import atomic_write_json
+    from hiericd_core.train import STAGES_DIR, train_model
+
+    record = {"key": key, "config": asdict(config)}
+    marker = model_dir / STAGES_DIR / "fit.json"
+    if marker.is_file() and (model_dir / "metrics.json").is_file() and \
+            json.loads(marker.read_text(encoding="utf-8")) == json.loads(json.dumps(record)):
+        logger.info("%s: trained before with the same settings on the same data; reused", model_dir)
+        return json.loads((model_dir / "metrics.json").read_text(encoding="utf-8"))
+    marker.unlink(missing_ok=True)
+    metrics = train_model(dataset_dir, model_dir, config, progress=progress)
+    atomic_write_json(marker, record)
+    return metrics
 
 
 def _version(dataset_dir: Path) -> str | None:
@@ -316,7 +348,6 @@ def fit_final(dataset_dir: str | Path, out: str | Path, config, tuning: dict, *,
         ``train_model``'s result with ``tuning`` (what :func:`apply_tuning` returned) added.
     """
     from hiericd_core.files import staging_dir
-    from hiericd_core.train import train_model
 
     dataset_dir, out = Path(dataset_dir).resolve(), Path(out)
     chosen = set(splits)
@@ -326,7 +357,8 @@ def fit_final(dataset_dir: str | Path, out: str | Path, config, tuning: dict, *,
     with staging_dir(out, "final") as scratch:
         merged = derive_dataset(dataset_dir, scratch / "dataset", lambda _r, s: "train" if s in chosen else "test",
                                 {"final_fit": sorted(chosen)})
-        result = train_model(merged, out, config, progress=progress)
+        result = _train_once(merged, out, config, {"dataset_version": _version(dataset_dir),
+                                                   "final_fit": sorted(chosen)}, progress)
         applied = apply_tuning(out, merged, tuning, merged_dirs)
     # the model folder must not point at the scratch data set that is now gone
     return {**result, "tuning": applied, "trained_on": sorted(chosen), "dataset_dir": str(dataset_dir)}

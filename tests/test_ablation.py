@@ -1,6 +1,5 @@
 """Ablation: five variants on a tiny data set, a shared tagger, the outputs, the no-reason fallback."""
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -197,11 +196,29 @@ def test_retraining_refuses_settings_that_reach_the_words_or_the_tagger(ablation
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "min_freq=3"]) == 2
     # a value TrainConfig refuses is a clear error too, not a traceback
     assert script.main(["retrain", str(out / "supervised"), str(tmp_path / "x"), "--set", "classifier_hidden=15"]) == 2
+
+
+
+def test_the_codiesp_ablation_rows_pick_their_rules_from_the_right_part_of_the_grid():
+    from dataclasses import asdict
+
+    from hiericd_core.infer import InferenceConfig
+
     codiesp = load_script("codiesp_experiment")
-    assert codiesp._model_arg(f"sup={out / 'supervised'}") == ("sup", str(out / "supervised"))
-    for bad in (str(out / "supervised"), f"={out / 'supervised'}", f"x={tmp_path}"):  # no name; no model
-        with pytest.raises(argparse.ArgumentTypeError, match="NAME=DIR"):
-            codiesp._model_arg(bad)
+    never = dict(min_probability=1.01, fallback=False)
+    rules = {"paper": InferenceConfig(), "exact": InferenceConfig(phrase_memory="report", **never),
+             "loose": InferenceConfig(phrase_memory="report", phrase_loose=True, **never),
+             "focus": InferenceConfig(phrase_memory="focus", **never),
+             "mixed": InferenceConfig(phrase_memory="report", min_probability=0.9)}
+    f1 = {"paper": 0.1, "exact": 0.3, "loose": 0.4, "focus": 0.5, "mixed": 0.6}
+    tuning = {"rules": [{"rule": k, "config": asdict(r), "micro_f1": f1[k]} for k, r in rules.items()]}
+    assert codiesp.best(tuning, codiesp.memory_alone)["rule"] == "exact"
+    assert codiesp.best(tuning, codiesp.memory_loose)["rule"] == "loose"
+    assert codiesp.best(tuning, codiesp.memory_and_tagger)["rule"] == "focus"
+    assert codiesp.best(tuning)["rule"] == "mixed"
+    row = codiesp.summarise("x", [{"micro_f1": 0.5, "map": None}, {"micro_f1": 0.7, "map": None}])
+    assert row["micro_f1"] == pytest.approx(0.6) and row["micro_f1_sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert codiesp.cell(row, "micro_f1") == "0.600 ± 0.141" and codiesp.cell(row, "map") == "–"
 
 
 def test_negation_split_adds_up_to_the_ablation_accuracy(ablation, dataset, tmp_path):

@@ -245,3 +245,24 @@ def test_the_ranking_puts_phrases_the_rule_left_out_right_after_the_predicted_co
         assert [r.code for r in result.ranking[n: n + len(expected)]] == expected
         seen_pruned += sum(1 for c in expected if found[c] < 0.95)
     assert seen_pruned > 0  # the cut left some phrases out, and they rank above the classifier's candidates
+
+
+def test_loose_matches_meet_a_phrase_in_another_order_and_learn_their_stopwords():
+    from hiericd_core.baselines import fit_phrase_dictionary
+
+    phrases = [("insuficiencia renal aguda", "N17.9"), ("fractura de cadera", "S72.009"), ("VIH", "B20")]
+    texts = ["Presenta insuficiencia renal aguda y fractura de cadera.", "Paciente con VIH de la consulta.",
+             "Dolor de la pierna en la noche."]
+    memory = fit_phrase_dictionary(phrases, fold=True).calibrate(texts, [["N17.9", "S72.009"], ["B20"], []])
+    # "de" and "la" are short and in 2 of 3 reports: stopwords; "VIH" is short but in one report only
+    assert {"de", "la"} <= memory.stopwords and "vih" not in memory.stopwords and "con" not in memory.stopwords
+    text = "Ingresa por aguda insuficiencia renal; cadera con fractura."
+    assert memory.find(text) == []  # no exact match
+    found = memory.find(text, loose=True)
+    # folded words in any order; "con" is a content word here, so "cadera con fractura" is not "fractura de cadera"
+    assert [(text[a:b], key, code) for a, b, key, code in found] == [
+        ("aguda insuficiencia renal", "~ agud insuficienci renal", "N17.9")]
+    assert {c for *_, c in memory.find("Fractura, cadera.", loose=True)} == {"S72.009"}
+    assert memory.reliability["~ agud insuficienci renal"] == 1.0  # met once in calibration, coded there
+    pruned = memory.pruned(1.1)  # every measured key and phrase goes; the stopwords stay
+    assert pruned.stopwords == memory.stopwords and not pruned.loose.keys() & memory.reliability.keys()
