@@ -220,7 +220,8 @@ def test_the_shipped_codiesp_settings_load_and_differ_from_the_paper_where_the_r
     config = TrainConfig.from_toml(Path(__file__).parent.parent / "configs" / "codiesp.toml")
     changed = {k: v for k, v in config.__dict__.items() if v != TrainConfig().__dict__[k]}
     assert changed == {"lambda_att": 1.0, "attention_to_encoder": True, "freeze_embeddings": False,
-                       "classifier_epochs": 40, "patience": 8, "tagger_epochs": 30, "min_freq": 1, "w2v_epochs": 10}
+                       "classifier_epochs": 40, "patience": 8, "tagger_epochs": 30, "min_freq": 1, "w2v_epochs": 10,
+                       "threads": 1}
 
 
 def test_a_dag_run_config_overrides_the_file(tmp_path):

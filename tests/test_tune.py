@@ -201,10 +201,19 @@ def test_cross_validated_cut_pools_the_held_out_scores(dataset):
 
 
 def test_tune_cli_refuses_what_it_cannot_use(dataset, tmp_path):
+    import shutil
+
     runner = CliRunner()
-    result = runner.invoke(app, ["tune", str(tmp_path / "nothing"), str(dataset)])
-    assert result.exit_code == 2 and "validation" in result.output.lower()
-    result = runner.invoke(app, ["tune", str(tmp_path), str(dataset), "--folds", "1"])
+    unvalidated = tmp_path / "ds"
+    unvalidated.mkdir()
+    for name in ("manifest.json", "sentences.parquet", "reports.parquet", "label_space.json"):
+        shutil.copy(dataset / name, unvalidated / name)
+    result = runner.invoke(app, ["tune", str(tmp_path / "m"), str(unvalidated)])
+    assert result.exit_code == 2 and "has not passed its Great Expectations gate" in result.output
+    (unvalidated / "validation.json").write_text(json.dumps({"success": True}))
+    result = runner.invoke(app, ["tune", str(tmp_path / "nothing"), str(unvalidated)])
+    assert result.exit_code == 2 and "no train_config.json" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["tune", str(tmp_path), str(unvalidated), "--folds", "1"])
     assert result.exit_code == 2
 
 
