@@ -43,7 +43,6 @@ phrase memory, are in :mod:`hiericd_core.infer_dataset`.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import re
@@ -260,12 +259,9 @@ class Predictor:
 
     def reconfigured(self, config: InferenceConfig) -> Predictor:
         """The same networks and phrase memory under another inference rule (no worker processes)."""
-        other = copy.copy(self)
-        other.config, other._pool, other.workers = config, None, 1
-        if config.phrase_memory != "off" and self.all_phrases is None:
-            raise ValueError("phrase_memory needs a phrase dictionary: see add_phrase_memory")
-        other.phrases = self.all_phrases.pruned(config.phrase_min_reliability) if self.all_phrases is not None \
-            else None
+        other = Predictor(self.tagger, self.classifier, self.vocab, self.labels, self.variant, self.max_tokens,
+                          self.language, self.segmenter_name, self.top_k, self.threads, config, self.all_phrases)
+        other.model_dir, other._segmenter = self.model_dir, self._segmenter
         return other
 
     # ------------------------------------------------------------ worker processes

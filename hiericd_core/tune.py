@@ -239,13 +239,10 @@ def cross_validate(dataset_dir: str | Path, work_dir: str | Path, config=None, *
             add_phrase_memory(model_dir, fold_set, InferenceConfig(), merged_dirs=merged_dirs, fold=folded)
             loaded = Predictor.load(model_dir, threads=config.threads,
                                     config=InferenceConfig(phrase_memory="report"))
-            if memo is None:
-                memo = NetworkMemo(loaded)
-            else:  # the networks are the same: reuse their outputs
-                memo.attach(loaded)
+            memo = memo or NetworkMemo(loaded)  # the networks are the same for both memories: reuse their outputs
             pruned: dict[float, object] = {}
             for i, rule in rules:
-                predictor = loaded.reconfigured(rule)
+                predictor = memo.attach(loaded.reconfigured(rule))
                 if predictor.phrases is not None:  # one pruned memory per cut, its matches found once per sentence
                     predictor.phrases = pruned.setdefault(rule.phrase_min_reliability, _memo_find(predictor.phrases))
                 results, _ = predictor.code_segmented(docs, 64)
