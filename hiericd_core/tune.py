@@ -244,9 +244,10 @@ def cross_validate(dataset_dir: str | Path, work_dir: str | Path, config=None, *
             for i, rule in rules:
                 predictor = memo.attach(loaded.reconfigured(rule))
                 if predictor.phrases is not None:  # one pruned memory per cut, its matches found once per sentence
-                    predictor.phrases = pruned.setdefault(rule.phrase_min_reliability, _memo_find(predictor.phrases))
-                results, _ = predictor.code_segmented(docs, 64)
-                coded[i].update({rid: set() for rid in fold_gold})
+                    if rule.phrase_min_reliability not in pruned:
+                        pruned[rule.phrase_min_reliability] = _memo_find(predictor.phrases)
+                    predictor.phrases = pruned[rule.phrase_min_reliability]
+                results, _ = predictor.code_segmented(docs, 64)  # a report left out scores as coded empty
                 coded[i].update({res.report_id: {c.code for c in res.codes} for res in results})
     rows = []
     for (name, folded, rule), codes in zip(grid, coded, strict=True):
