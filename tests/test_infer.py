@@ -65,13 +65,19 @@ def test_predict_reports_with_evidence_and_bad_input(model, reports):
     assert alone.codes[0].probability == pytest.approx(results[0].codes[0].probability, abs=1e-5)
 
 
-def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp_path):
-    predictor = Predictor.load(model[0], threads=1)
+def _report_folder(tmp_path, reports):
+    """``tmp_path/in`` holding the first three reports' ``.txt`` files; returns ``(folder, those reports)``."""
     folder = tmp_path / "in"
     folder.mkdir()
     good = reports[:3]
     for r in good:
         (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    return folder, good
+
+
+def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp_path):
+    predictor = Predictor.load(model[0], threads=1)
+    folder, good = _report_folder(tmp_path, reports)
     (folder / f"{good[0]['report_id']}.ann").write_text("T1\tC50.9 0 5\tbroken", encoding="utf-8")  # ignored
     (folder / "empty.txt").write_bytes(b"")
     (folder / "latin1.txt").write_bytes("Carcinoma de células basales.".encode("latin-1"))
@@ -102,11 +108,7 @@ def test_predict_folder_reports_bad_files_and_codes_the_rest(model, reports, tmp
 
 def test_predict_folder_reads_metadata_strictly_a_stray_quote_costs_its_own_row(model, reports, tmp_path):
     predictor = Predictor.load(model[0], threads=1)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    good = reports[:3]
-    for r in good:
-        (folder / f"{r['report_id']}.txt").write_text(r["text"], encoding="utf-8")
+    folder, good = _report_folder(tmp_path, reports)
     rows = [f"{r['report_id']},\"{r['reason_for_visit']}\"\n" for r in good]
     rows[0] = f"{good[0]['report_id']},\"{good[0]['reason_for_visit']}\n"  # the quote never closes
     (folder / "metadata.csv").write_text("report_id,reason_for_visit\n" + "".join(rows), encoding="utf-8")
